@@ -1,0 +1,66 @@
+# llmops.inference developer entry points. The two that matter:
+#   make demo   - the main job: venv, then playbooks/site.yml on the default local inventory
+#   make test   - everything CI runs: lint, sanity, unit, integration
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The collection must sit at ansible_collections/llmops/inference for Ansible,
+# pytest imports and ansible-test; .build/collections holds a link to this tree.
+COLLECTIONS := $(CURDIR)/.build/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/llmops/inference
+INVENTORY ?= inventories/local
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help venv demo plan test lint sanity unit integration build changelog clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+$(STAMP): requirements.txt requirements-test.txt constraints.txt
+	@echo ">>> creating $(VENV) and installing pinned Python dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt -c constraints.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+venv: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned dependencies
+
+demo: venv ## main job: run playbooks/site.yml against $(INVENTORY)
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml
+
+plan: venv ## print the parallelism plan of $(INVENTORY)
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/plan.yml
+
+test: venv ## all checks CI runs; pytest's summary line comes last
+	bash scripts/test.sh
+
+lint: venv ## ansible-lint (production profile), yamllint, ruff
+	bash scripts/test.sh lint
+
+sanity: venv ## ansible-test sanity in a copy under .build/
+	bash scripts/test.sh sanity
+
+unit: venv ## pytest unit tests
+	bash scripts/test.sh unit
+
+integration: venv ## integration tests and molecule scenarios
+	bash scripts/test.sh integration
+
+build: venv ## build the collection tarball into .build/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+changelog: venv ## release the changelog from changelogs/fragments
+	$(BIN)/antsibull-changelog release
+
+clean: ## remove .venv and .build
+	rm -rf $(VENV) .build
