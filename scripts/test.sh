@@ -23,6 +23,8 @@ run_lint() {
   step "ruff"
   ruff check .
   ruff format --check --diff plugins tests benchmarks scripts 2>/dev/null || ruff format --check plugins tests benchmarks scripts
+  step "antsibull-changelog lint"
+  antsibull-changelog lint
   step "ansible-lint (production profile)"
   ansible-lint --profile production --offline
 }

@@ -48,7 +48,11 @@ def ansible_playbook():
         env.update(extra_env or {})
         completed = subprocess.run(
             [os.path.join(BIN, "ansible-playbook"), playbook] + list(args),
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         return PlaybookRun(completed)
 

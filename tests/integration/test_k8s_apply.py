@@ -6,8 +6,10 @@ import yaml
 def _render(ansible_playbook, render_dir, *extra):
     return ansible_playbook(
         "tests/integration/playbooks/k8s_apply_render.yml",
-        "-e", "llmops_render_dir=%s" % render_dir,
-        "-e", "llmops_registry_mirror=harbor.local/proxy",
+        "-e",
+        "llmops_render_dir=%s" % render_dir,
+        "-e",
+        "llmops_registry_mirror=harbor.local/proxy",
         *extra,
         json_output=True,
     )
@@ -36,7 +38,10 @@ def test_check_mode_writes_nothing(ansible_playbook, tmp_path):
 def test_bad_apply_mode_fails_with_a_clear_message(ansible_playbook, tmp_path):
     result = ansible_playbook(
         "tests/integration/playbooks/k8s_apply_render.yml",
-        "-e", "llmops_render_dir=%s" % tmp_path, "-e", "llmops_apply_mode=yolo",
+        "-e",
+        "llmops_render_dir=%s" % tmp_path,
+        "-e",
+        "llmops_apply_mode=yolo",
     )
     assert result.returncode != 0
     assert "llmops_apply_mode must be one of: apply, render, got: yolo" in result.output

@@ -59,7 +59,11 @@ def test_every_python_pin_is_exact_and_in_the_lock():
     runtime, test = _pins("requirements.txt"), _pins("requirements-test.txt")
     lock = _pins("constraints.txt")
     for package, version in {**runtime, **test}.items():
-        assert lock.get(package) == version, "%s==%s differs from constraints.txt (%s)" % (package, version, lock.get(package))
+        assert lock.get(package) == version, "%s==%s differs from constraints.txt (%s)" % (
+            package,
+            version,
+            lock.get(package),
+        )
 
 
 def test_execution_environment_matches_the_pins():
@@ -79,7 +83,10 @@ def test_collection_dependencies_are_bundled_by_the_pinned_ansible_package():
     """requirements.yml must be satisfiable offline by the `ansible` package we pin."""
     out = subprocess.run(
         [os.path.join(BIN, "ansible-galaxy"), "collection", "list", "--format", "yaml"],
-        capture_output=True, text=True, check=True, env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": "/nonexistent"},
     ).stdout
     installed = {}
     for collections in yaml.safe_load(out).values():
@@ -96,10 +103,12 @@ def test_collection_dependencies_are_bundled_by_the_pinned_ansible_package():
 def test_build_tarball_has_no_test_clutter(tmp_path):
     subprocess.run(
         [os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path), ROOT],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (tarball,) = tmp_path.glob("llmops-inference-*.tar.gz")
-    names = tarfile.open(tarball).getnames()
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
     assert "galaxy.yml" not in names and "MANIFEST.json" in names
     assert any(name.startswith("roles/k8s_apply/") for name in names)
     for clutter in ("tests/", ".venv/", ".build/", ".ci/", "scripts/", ".git/", "testbed/", "benchmarks/"):
@@ -111,12 +120,15 @@ def test_ansible_builder_creates_a_build_context(tmp_path):
     os.makedirs(dist, exist_ok=True)
     subprocess.run(
         [os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--force", "--output-path", dist, ROOT],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     context = tmp_path / "context"
     result = subprocess.run(
         [os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml", "-c", str(context)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     containerfile = next(p for p in context.iterdir() if p.name in ("Containerfile", "Dockerfile")).read_text()
@@ -127,6 +139,8 @@ def test_ansible_builder_creates_a_build_context(tmp_path):
             assert "%s==%s" % (name, version) in python_reqs
 
 
-@pytest.mark.parametrize("path", ["README.md", "docs/install.md", "docs/testing.md", "docs/layout.md", "docs/conventions.md"])
+@pytest.mark.parametrize(
+    "path", ["README.md", "docs/install.md", "docs/testing.md", "docs/layout.md", "docs/conventions.md"]
+)
 def test_docs_exist(path):
     assert os.path.getsize(os.path.join(ROOT, path)) > 200

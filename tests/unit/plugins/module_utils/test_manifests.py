@@ -24,7 +24,9 @@ def test_split_image(image, expected):
 
 
 def test_mirror_image_keeps_repository_and_tag():
-    assert mirror_image("vllm/vllm-openai:v0.9.1", "harbor.local/proxy/") == "harbor.local/proxy/vllm/vllm-openai:v0.9.1"
+    assert (
+        mirror_image("vllm/vllm-openai:v0.9.1", "harbor.local/proxy/") == "harbor.local/proxy/vllm/vllm-openai:v0.9.1"
+    )
     assert mirror_image("ghcr.io/open-webui/open-webui:main", "m:5000") == "m:5000/open-webui/open-webui:main"
     assert mirror_image("vllm/vllm-openai:v0.9.1", "") == "vllm/vllm-openai:v0.9.1"
 
@@ -57,7 +59,9 @@ def test_rewrite_images_walks_lws_templates_and_init_containers():
     assert template["leaderTemplate"]["spec"]["containers"][0]["image"] == "mirror.local/lmsysorg/sglang:v0.4.6"
     assert template["workerTemplate"]["spec"]["initContainers"][0]["image"] == "mirror.local/library/busybox:1.36"
     # the input is not modified
-    assert lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["image"].startswith("lmsysorg")
+    assert lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["image"].startswith(
+        "lmsysorg"
+    )
 
 
 def test_manifest_filename():
