@@ -34,6 +34,10 @@ run_lint() {
 # git knows about (tracked and untracked-but-not-ignored) into a scratch folder.
 run_sanity() {
   step "ansible-test sanity"
+  # ansible-test's shellcheck test is skipped without the tool; install it from Debian when we can.
+  if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null 2>&1 || echo "WARNING: could not install shellcheck"
+  fi
   local dest=${TMPDIR:-/tmp}/llmops-inference-sanity/ansible_collections/llmops/inference
   rm -rf "$dest" && mkdir -p "$dest"
   git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$dest"

@@ -53,6 +53,7 @@ def ansible_playbook():
             capture_output=True,
             text=True,
             timeout=900,
+            check=False,
         )
         return PlaybookRun(completed)
 
