@@ -22,7 +22,7 @@ run_lint() {
   yamllint --strict .
   step "ruff"
   ruff check .
-  ruff format --check --diff plugins tests benchmarks scripts 2>/dev/null || ruff format --check plugins tests benchmarks scripts
+  ruff format --check --diff .
   step "antsibull-changelog lint"
   antsibull-changelog lint
   step "ansible-lint (production profile)"
