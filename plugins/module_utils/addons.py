@@ -176,6 +176,15 @@ CATALOG = {
             "single_namespace": ("singleNamespaceInstall", None),
         },
     },
+    # Plain manifests (upstream publishes no chart): only the known versions matter.
+    "rdma_device_plugin": {
+        "chart": None,
+        "versions": {
+            "v1.5.3": {"chart_version": None, "images": []},
+            "v1.5.2": {"chart_version": None, "images": []},
+        },
+        "settings": {},
+    },
     "hami": {
         "chart": "hami",
         "versions": {

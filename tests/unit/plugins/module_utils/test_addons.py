@@ -145,7 +145,7 @@ def test_mirror_url_is_refused():
 
 # ---- the catalog against the upstream charts -------------------------------------------------------------
 
-CATALOG_VERSIONS = [(addon, version) for addon, entry in sorted(addons.CATALOG.items())
+CATALOG_VERSIONS = [(addon, version) for addon, entry in sorted(addons.CATALOG.items()) if entry["chart"]
                     for version in sorted(entry["versions"])]
 
 
