@@ -39,7 +39,7 @@ def run_playbook(tmp_path, *extra):
                ANSIBLE_NOCOLOR="1")
     command = [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), PLAYBOOK,
                "-e", "llmops_apply_mode=render", "-e", "llmops_render_dir=%s" % (tmp_path / "rendered")] + list(extra)
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 def load(path):

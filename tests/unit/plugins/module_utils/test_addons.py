@@ -10,7 +10,6 @@ import os
 
 import pytest
 import yaml
-
 from ansible_collections.llmops.inference.plugins.module_utils import addons
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
