@@ -281,21 +281,23 @@ class _Context:
             start = stop
         return worst_weights, tokens, usable
 
-    def candidates(self, nodes, tp_only=None, pp_only=None, gpus_only=None):
+    def candidates(self, nodes, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
         """Legal (tp, pp) pairs, most preferred first: fewest accelerators, then the engine's preferred split."""
         per_node = self.per_node
         max_gpus = per_node * nodes
         fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
+        dp, adp, ep_fixed = fixed or (1, 1, None)
         found = []
         tps = [tp_only] if tp_only else [d for d in range(1, min(self.shape.heads, max_gpus) + 1)
                                          if self.shape.heads % d == 0]
         for tp in tps:
-            pps = [pp_only] if pp_only else range(1, max_gpus // tp + 1)
+            pps = [pp_only] if pp_only else range(1, max_gpus // (tp * dp) + 1)
             for pp in pps:
-                gpus = tp * pp
+                gpus = tp * pp * dp
                 if gpus_only and gpus != gpus_only:
                     continue
-                if self.illegal(tp, pp, 1, 1, self._auto_ep(tp, 1), max_nodes=nodes):
+                ep = ep_fixed if ep_fixed is not None else self._auto_ep(tp, dp)
+                if self.illegal(tp, pp, dp, adp, ep, max_nodes=nodes):
                     continue
                 if gpus <= per_node:
                     preference = pp
@@ -342,12 +344,16 @@ def _validate(request):
             raise LlmopsError("%s must be at least 1, got %s" % (key, request[key]))
 
 
-def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=None):
-    """First legal layout holding ``target`` tokens; else the first holding ``floor``; else None."""
+def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
+    """First legal layout holding ``target`` tokens; else the first holding ``floor``; else None.
+
+    ``fixed`` is (dp, adp, ep or None) when data/attention/expert parallel were given.
+    """
+    dp, adp, ep_fixed = fixed or (1, 1, None)
     fallback = None
-    for tp, pp in ctx.candidates(nodes, tp_only, pp_only, gpus_only):
-        ep = ctx._auto_ep(tp, 1)
-        weights, tokens, usable = ctx.evaluate(tp, pp, 1, 1, ep)
+    for tp, pp in ctx.candidates(nodes, tp_only, pp_only, gpus_only, fixed):
+        ep = ep_fixed if ep_fixed is not None else ctx._auto_ep(tp, dp)
+        weights, tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
         if weights > usable:
             continue
         if tokens >= target:
@@ -392,16 +398,21 @@ def plan(request):
     dp_o, ep_o = request.get("data_parallel"), request.get("expert_parallel")
     adp_o = request.get("attention_data_parallel")
     overridden = any(v is not None for v in (tp_o, pp_o, dp_o, ep_o, adp_o))
-    if (tp_o is not None or pp_o is not None) and not ctx.candidates(ctx.nodes, tp_o, pp_o):
-        probe_tp, probe_pp = tp_o or 1, pp_o or 1
-        raise LlmopsError(ctx.illegal(probe_tp, probe_pp, 1, 1, ctx._auto_ep(probe_tp, 1))
-                          or "no legal layout with tensor_parallel=%s, pipeline_parallel=%s" % (tp_o, pp_o))
-    chosen, meets_target = _search(ctx, ctx.nodes, target, floor, tp_o, pp_o)
+    fixed = (dp_o or 1, adp_o or 1, ep_o) if overridden else None
+    if overridden and not ctx.candidates(ctx.nodes, tp_o, pp_o, fixed=fixed):
+        probe_tp, probe_pp, probe_dp = tp_o or 1, pp_o or 1, dp_o or 1
+        probe_ep = ep_o if ep_o is not None else ctx._auto_ep(probe_tp, probe_dp)
+        raise LlmopsError(ctx.illegal(probe_tp, probe_pp, probe_dp, adp_o or 1, probe_ep)
+                          or "no legal layout with tensor_parallel=%s, pipeline_parallel=%s, data_parallel=%s"
+                          % (tp_o, pp_o, dp_o))
+    chosen, meets_target = _search(ctx, ctx.nodes, target, floor, tp_o, pp_o, fixed=fixed)
 
     reasons = []
     if chosen is None:
-        legal = ctx.candidates(ctx.nodes, tp_o, pp_o)
-        chosen = legal[-1]  # the largest legal layout shows how far off the request is
+        legal = ctx.candidates(ctx.nodes, tp_o, pp_o, fixed=fixed)
+        most = max(tp * pp for tp, pp in legal)
+        # the largest legal layout (the engine's preferred split of it) shows how far off the request is
+        chosen = [(tp, pp) for tp, pp in legal if tp * pp == most][0]
     tp, pp = chosen
     instance = tp * pp
     adp = adp_o or 1
