@@ -51,10 +51,24 @@ CASES = [
     ("Qwen3-MoE GQA+MoE (Qwen3-30B-A3B, 8 layers)", "Qwen/Qwen3-30B-A3B", {"num_hidden_layers": 8}),
     ("DeepSeek-V3 MLA+MoE (4 layers)", "deepseek-ai/DeepSeek-V3", {"num_hidden_layers": 4}),
 ]
-QUICK = {"hidden_size": 256, "intermediate_size": 512, "moe_intermediate_size": 128, "num_hidden_layers": 2,
-         "vocab_size": 1024, "q_lora_rank": 64, "kv_lora_rank": 64, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "head_dim": 32, "qk_nope_head_dim": 32, "qk_rope_head_dim": 16,
-         "v_head_dim": 32, "n_routed_experts": 8, "num_experts": 8, "num_experts_per_tok": 2}
+QUICK = {
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "moe_intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "vocab_size": 1024,
+    "q_lora_rank": 64,
+    "kv_lora_rank": 64,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 32,
+    "qk_nope_head_dim": 32,
+    "qk_rope_head_dim": 16,
+    "v_head_dim": 32,
+    "n_routed_experts": 8,
+    "num_experts": 8,
+    "num_experts_per_tok": 2,
+}
 DROP = ("quantization_config", "torch_dtype", "dtype")
 
 
@@ -142,20 +156,36 @@ def err(measured, planned):
 
 
 def table(rows):
-    lines = ["| model | weights measured (bytes) | planned | error % | KV/token measured (bytes) | planned | error % |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| model | weights measured (bytes) | planned | error % | KV/token measured (bytes) | planned | error % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for row in rows:
         if "error" in row:
             lines.append("| %s | failed: %s | | | | | |" % (row["model"], row["error"][:80]))
             continue
-        lines.append("| %s | %d | %d | %+.3f | %.0f | %d | %+.3f |" % (
-            row["model"], row["weights_measured"], row["weights_planned"],
-            err(row["weights_measured"], row["weights_planned"]), row["kv_measured"], row["kv_planned"],
-            err(row["kv_measured"], row["kv_planned"])))
+        lines.append(
+            "| %s | %d | %d | %+.3f | %.0f | %d | %+.3f |"
+            % (
+                row["model"],
+                row["weights_measured"],
+                row["weights_planned"],
+                err(row["weights_measured"], row["weights_planned"]),
+                row["kv_measured"],
+                row["kv_planned"],
+                err(row["kv_measured"], row["kv_planned"]),
+            )
+        )
         if "kv_latent_measured" in row:
-            lines.append("| %s: kv_a_proj_with_mqa output (MLA latent) | | | | %.0f | %d | %+.3f |" % (
-                row["model"], row["kv_latent_measured"], row["kv_latent_planned"],
-                err(row["kv_latent_measured"], row["kv_latent_planned"])))
+            lines.append(
+                "| %s: kv_a_proj_with_mqa output (MLA latent) | | | | %.0f | %d | %+.3f |"
+                % (
+                    row["model"],
+                    row["kv_latent_measured"],
+                    row["kv_latent_planned"],
+                    err(row["kv_latent_measured"], row["kv_latent_planned"]),
+                )
+            )
     return "\n".join(lines)
 
 
@@ -174,8 +204,9 @@ def main():
     import transformers
 
     model_catalog, model_memory = import_planner()
-    print("torch %s, transformers %s, %s" % (torch.__version__, transformers.__version__,
-                                            torch.cuda.get_device_name(0)))
+    print(
+        "torch %s, transformers %s, %s" % (torch.__version__, transformers.__version__, torch.cuda.get_device_name(0))
+    )
     print("device memory: %d MiB" % (torch.cuda.get_device_properties(0).total_memory // (1 << 20)))
     rows = []
     for case in CASES:

@@ -234,10 +234,13 @@ class ModelShape:
         return counts
 
     def total_parameters(self):
+        if getattr(self, "_total_parameters", None) is not None:
+            return self._total_parameters
         counts = self.parameter_counts()
         total = counts["embed"] + counts["lm_head"] + counts["final_norm"]
         for kind in self.layer_kinds:
             total += sum(counts[kind].values())
+        self._total_parameters = total
         return total
 
     def to_dict(self):
@@ -256,11 +259,13 @@ class ModelShape:
             "parameters": self.total_parameters(),
         }
         if self.is_mla:
-            facts.update(kv_lora_rank=self.kv_lora_rank, qk_rope_head_dim=self.qk_rope_head_dim,
-                         q_lora_rank=self.q_lora_rank)
+            facts.update(
+                kv_lora_rank=self.kv_lora_rank, qk_rope_head_dim=self.qk_rope_head_dim, q_lora_rank=self.q_lora_rank
+            )
         if self.is_moe:
-            facts.update(experts=self.n_experts, experts_per_token=self.experts_per_token,
-                         moe_layers=self._moe_prefix[-1])
+            facts.update(
+                experts=self.n_experts, experts_per_token=self.experts_per_token, moe_layers=self._moe_prefix[-1]
+            )
         return facts
 
 

@@ -39,6 +39,7 @@ DEFAULT_ACCELERATORS_PER_NODE = 8
 
 _SHAPES = {}
 _PARTS = {}
+_CANDIDATES = {}
 
 
 def sglang_default_memory_fraction(tensor_parallel):
@@ -93,8 +94,14 @@ class _Context:
         if name:
             self.accelerator = accelerator_catalog.get(name)
         elif memory_gib:
-            self.accelerator = {"id": "custom-%sG" % memory_gib, "vendor": "nvidia", "arch": "unknown",
-                                "fp8": True, "link": None, "link_gbps": None}
+            self.accelerator = {
+                "id": "custom-%sG" % memory_gib,
+                "vendor": "nvidia",
+                "arch": "unknown",
+                "fp8": True,
+                "link": None,
+                "link_gbps": None,
+            }
         else:
             raise LlmopsError("give accelerator (a catalog id) or accelerator_memory_gib")
         if memory_gib is not None:
@@ -108,16 +115,20 @@ class _Context:
         if self.per_node < 1 or self.nodes < 1:
             raise LlmopsError(
                 "no accelerators to plan for: accelerators_per_node=%s, nodes=%s (both must be at least 1)"
-                % (self.per_node, self.nodes))
+                % (self.per_node, self.nodes)
+            )
         intra = request.get("intra_node_link") or self.accelerator.get("link") or "pcie"
         if intra == "nvlink" and self.accelerator.get("link") in ("pcie", "hccs"):
-            raise LlmopsError("%s has no NVLink (its intra-node link is %s)"
-                              % (self.accelerator["id"], self.accelerator["link"]))
+            raise LlmopsError(
+                "%s has no NVLink (its intra-node link is %s)" % (self.accelerator["id"], self.accelerator["link"])
+            )
         self.intra_link = intra
         self.inter_link = request.get("inter_node_link")
         if self.nodes > 1 and not self.inter_link:
-            self.warnings.append("inter_node_link not given: assuming tcp, so tensor parallel stays inside a node; "
-                                 "set ib or roce to allow TP across nodes")
+            self.warnings.append(
+                "inter_node_link not given: assuming tcp, so tensor parallel stays inside a node; "
+                "set ib or roce to allow TP across nodes"
+            )
             self.inter_link = "tcp"
         self.is_ascend = self.accelerator.get("arch") == "ascend"
 
@@ -129,22 +140,28 @@ class _Context:
         if dtype == "fp8" and self.is_ascend:
             if wanted == "fp8":
                 raise LlmopsError("%s has no FP8 support: use weight_dtype bf16 or int8 (W8A8)" % acc["id"])
-            self.warnings.append("%s cannot run the FP8 checkpoint: planned with BF16 weights (convert with "
-                                 "fp8_cast_bf16.py) - INT8 W8A8 weights (weight_dtype int8) need half of that"
-                                 % acc["id"])
+            self.warnings.append(
+                "%s cannot run the FP8 checkpoint: planned with BF16 weights (convert with "
+                "fp8_cast_bf16.py) - INT8 W8A8 weights (weight_dtype int8) need half of that" % acc["id"]
+            )
             dtype = "bf16"
         if dtype == "fp8" and not acc.get("fp8", True):
             self.warnings.append(
                 "%s (%s) has no FP8 tensor cores: FP8 weights run through weight-only (W8A16) kernels where the "
                 "engine has them (vLLM Marlin); SGLang's guidance for A100/A800 is BF16 or INT8 weights"
-                % (acc["id"], acc.get("arch")))
+                % (acc["id"], acc.get("arch"))
+            )
         self.online_fp8 = dtype == "fp8" and checkpoint != "fp8"
         if dtype in ("int8", "int4") and checkpoint != dtype:
-            self.warnings.append("weight_dtype %s needs a pre-quantized checkpoint (%s); %s is %s"
-                                 % (dtype, "AWQ/GPTQ" if dtype == "int4" else "W8A8", self.model_id, checkpoint))
+            self.warnings.append(
+                "weight_dtype %s needs a pre-quantized checkpoint (%s); %s is %s"
+                % (dtype, "AWQ/GPTQ" if dtype == "int4" else "W8A8", self.model_id, checkpoint)
+            )
         if dtype in ("bf16", "fp16") and checkpoint in ("fp8", "int8", "int4"):
-            self.warnings.append("weight_dtype %s needs a dequantized %s checkpoint; %s ships %s"
-                                 % (dtype, dtype, self.model_id, checkpoint))
+            self.warnings.append(
+                "weight_dtype %s needs a dequantized %s checkpoint; %s ships %s"
+                % (dtype, dtype, self.model_id, checkpoint)
+            )
         self.weight_dtype = dtype
         kv = request.get("kv_cache_dtype") or "auto"
         if kv == "fp8" and self.is_ascend:
@@ -169,6 +186,12 @@ class _Context:
         if self.shape_key is not None:
             _PARTS[key] = (self.parts, self.scale)
 
+    def weights_total(self):
+        """Weight bytes of one replica."""
+        if not hasattr(self, "_weights_total"):
+            self._weights_total = total_weight_bytes(self.shape, self.weight_dtype) * self.scale
+        return self._weights_total
+
     # --- layouts -------------------------------------------------------------------------------
 
     def memory_fraction(self, tp):
@@ -191,31 +214,50 @@ class _Context:
             return "parallel sizes must be at least 1"
         if shape.heads % tp:
             legal = [d for d in range(1, shape.heads + 1) if shape.heads % d == 0]
-            return ("tensor_parallel=%d does not divide the %d attention heads of %s (legal: %s)"
-                    % (tp, shape.heads, self.model_id, ", ".join(str(d) for d in legal if d <= 128)))
+            return "tensor_parallel=%d does not divide the %d attention heads of %s (legal: %s)" % (
+                tp,
+                shape.heads,
+                self.model_id,
+                ", ".join(str(d) for d in legal if d <= 128),
+            )
         kv = shape.kv_heads
         if (tp <= kv and kv % tp) or (tp > kv and tp % kv):
-            return ("tensor_parallel=%d does not split the %d KV heads of %s evenly (TP must divide them, or be "
-                    "a multiple of them)" % (tp, kv, self.model_id))
+            return (
+                "tensor_parallel=%d does not split the %d KV heads of %s evenly (TP must divide them, or be "
+                "a multiple of them)" % (tp, kv, self.model_id)
+            )
         if pp > shape.layers:
             return "pipeline_parallel=%d exceeds the %d layers of %s" % (pp, shape.layers, self.model_id)
         instance = tp * pp
         total = instance * dp
         if total > max_gpus:
-            return ("the layout needs %d accelerators (TP %d x PP %d x DP %d), %d nodes x %d give %d"
-                    % (total, tp, pp, dp, max_gpus // per_node, per_node, max_gpus))
+            return "the layout needs %d accelerators (TP %d x PP %d x DP %d), %d nodes x %d give %d" % (
+                total,
+                tp,
+                pp,
+                dp,
+                max_gpus // per_node,
+                per_node,
+                max_gpus,
+            )
         if total > per_node and total % per_node:
-            return ("a layout across nodes must use whole nodes: %d accelerators is not a multiple of %d per node"
-                    % (total, per_node))
+            return "a layout across nodes must use whole nodes: %d accelerators is not a multiple of %d per node" % (
+                total,
+                per_node,
+            )
         if instance > per_node and per_node % tp and tp % per_node:
             return "TP %d does not line up with %d accelerators per node" % (tp, per_node)
         if tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
-            return ("tensor_parallel=%d spans nodes, which needs an ib or roce inter-node link (have %s); use "
-                    "pipeline_parallel across nodes instead" % (tp, self.inter_link))
+            return (
+                "tensor_parallel=%d spans nodes, which needs an ib or roce inter-node link (have %s); use "
+                "pipeline_parallel across nodes instead" % (tp, self.inter_link)
+            )
         if adp > 1:
             if self.engine != "sglang":
-                return ("attention_data_parallel is SGLang's --enable-dp-attention; with vLLM use data_parallel "
-                        "with expert_parallel for MoE models")
+                return (
+                    "attention_data_parallel is SGLang's --enable-dp-attention; with vLLM use data_parallel "
+                    "with expert_parallel for MoE models"
+                )
             if tp % adp:
                 return "attention_data_parallel=%d must divide tensor_parallel=%d" % (adp, tp)
             if dp > 1:
@@ -226,21 +268,26 @@ class _Context:
             if shape.n_experts % ep:
                 return "expert_parallel=%d does not divide the %d experts" % (ep, shape.n_experts)
             if self.engine == "vllm" and ep != tp * dp:
-                return ("vLLM sets the expert-parallel size to tensor_parallel x data_parallel (= %d): set "
-                        "expert_parallel to %d or 1" % (tp * dp, tp * dp))
+                return (
+                    "vLLM sets the expert-parallel size to tensor_parallel x data_parallel (= %d): set "
+                    "expert_parallel to %d or 1" % (tp * dp, tp * dp)
+                )
             if self.engine == "sglang" and tp % ep:
                 return "expert_parallel=%d must divide tensor_parallel=%d in SGLang" % (ep, tp)
         if self.block_n:
-            if shape.moe_layers_in(0, shape.layers) < shape.layers:
-                if shape.intermediate % tp or (shape.intermediate // tp) % self.block_n:
-                    return ("tensor_parallel=%d splits the FP8 MLP (intermediate %d) into shards that are not whole "
-                            "%d-wide quantization blocks" % (tp, shape.intermediate, self.block_n))
+            has_dense = shape.moe_layers_in(0, shape.layers) < shape.layers
+            if has_dense and (shape.intermediate % tp or (shape.intermediate // tp) % self.block_n):
+                return (
+                    "tensor_parallel=%d splits the FP8 MLP (intermediate %d) into shards that are not whole "
+                    "%d-wide quantization blocks" % (tp, shape.intermediate, self.block_n)
+                )
             if shape.is_moe:
                 moe_tp = self.moe_split(tp, dp, ep)[1]
                 if (shape.moe_intermediate // moe_tp) % self.block_n:
-                    return ("TP %d splits each FP8 expert (intermediate %d) into shards that are not whole %d-wide "
-                            "quantization blocks; use expert_parallel" % (moe_tp, shape.moe_intermediate,
-                                                                           self.block_n))
+                    return (
+                        "TP %d splits each FP8 expert (intermediate %d) into shards that are not whole %d-wide "
+                        "quantization blocks; use expert_parallel" % (moe_tp, shape.moe_intermediate, self.block_n)
+                    )
         return None
 
     def evaluate(self, tp, pp, dp=1, adp=1, ep=1):
@@ -251,8 +298,15 @@ class _Context:
         kv_share = 1.0 / min(attn_tp, shape.kv_heads)
 
         def layer_bytes(layer):
-            return (layer["attn_heads"] / attn_tp + layer["attn_kv"] * kv_share + layer["attn_repl"]
-                    + layer["small"] + layer["router"] + layer["mlp"] / tp + layer["experts"] / moe_group)
+            return (
+                layer["attn_heads"] / attn_tp
+                + layer["attn_kv"] * kv_share
+                + layer["attn_repl"]
+                + layer["small"]
+                + layer["router"]
+                + layer["mlp"] / tp
+                + layer["experts"] / moe_group
+            )
 
         dense = layer_bytes(parts["dense"])
         moe = layer_bytes(parts["moe"]) if "moe" in parts else 0.0
@@ -283,18 +337,37 @@ class _Context:
 
     def candidates(self, nodes, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
         """Legal (tp, pp) pairs, most preferred first: fewest accelerators, then the engine's preferred split."""
+        key = None
+        if self.shape_key is not None:  # catalog models: the answer depends only on these
+            key = (
+                self.shape_key,
+                self.block_n,
+                self.per_node,
+                nodes,
+                self.inter_link,
+                self.engine,
+                tp_only,
+                pp_only,
+                gpus_only,
+                fixed,
+            )
+            if key in _CANDIDATES:
+                return _CANDIDATES[key]
         per_node = self.per_node
         max_gpus = per_node * nodes
         fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
         dp, adp, ep_fixed = fixed or (1, 1, None)
         found = []
-        tps = [tp_only] if tp_only else [d for d in range(1, min(self.shape.heads, max_gpus) + 1)
-                                         if self.shape.heads % d == 0]
+        tps = (
+            [tp_only]
+            if tp_only
+            else [d for d in range(1, min(self.shape.heads, max_gpus) + 1) if self.shape.heads % d == 0]
+        )
         for tp in tps:
             pps = [pp_only] if pp_only else range(1, max_gpus // (tp * dp) + 1)
             for pp in pps:
                 gpus = tp * pp * dp
-                if gpus_only and gpus != gpus_only:
+                if (gpus_only and gpus != gpus_only) or (gpus > per_node and gpus % per_node):
                     continue
                 ep = ep_fixed if ep_fixed is not None else self._auto_ep(tp, dp)
                 if self.illegal(tp, pp, dp, adp, ep, max_nodes=nodes):
@@ -307,7 +380,10 @@ class _Context:
                     preference = (abs(tp - per_node), pp)  # TP inside a node, PP across nodes
                 found.append((gpus, preference, tp, pp))
         found.sort(key=lambda item: (item[0], item[1]))
-        return [(tp, pp) for _, _, tp, pp in found]
+        result = [(tp, pp) for _, _, tp, pp in found]
+        if key is not None:
+            _CANDIDATES[key] = result
+        return result
 
     def _auto_ep(self, tp, dp):
         """EP=1 (experts TP-split) unless TP-splitting breaks FP8 quantization blocks."""
@@ -338,8 +414,7 @@ def _validate(request):
     for key in ("intra_node_link", "inter_node_link"):
         if request.get(key) and request[key] not in accelerator_catalog.LINKS:
             raise LlmopsError("%s must be one of %s" % (key, ", ".join(accelerator_catalog.LINKS)))
-    for key in ("tensor_parallel", "pipeline_parallel", "data_parallel", "expert_parallel",
-                "attention_data_parallel"):
+    for key in ("tensor_parallel", "pipeline_parallel", "data_parallel", "expert_parallel", "attention_data_parallel"):
         if request.get(key) is not None and int(request[key]) < 1:
             raise LlmopsError("%s must be at least 1, got %s" % (key, request[key]))
 
@@ -365,7 +440,7 @@ def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=Non
 
 def _smallest_cluster(ctx, target):
     """Smallest number of whole nodes (beyond the given ones) whose best layout fits ``target`` tokens."""
-    weights_total = total_weight_bytes(ctx.shape, ctx.weight_dtype) * ctx.scale
+    weights_total = ctx.weights_total()
     per_gpu = ctx.memory_bytes * ctx.memory_fraction(ctx.per_node * ctx.nodes) - ctx.reserve
     lower = int(math.ceil(weights_total / max(per_gpu, 1.0) / ctx.per_node)) if per_gpu > 0 else MAX_SEARCH_NODES
     for nodes in range(max(ctx.nodes + 1, lower), MAX_SEARCH_NODES + 1):
@@ -389,8 +464,10 @@ def plan(request):
     explicit_context = request.get("context_length")
     model_max = shape.max_context
     if explicit_context and int(explicit_context) > model_max:
-        warnings.append("context_length %s exceeds the model's max_position_embeddings %d: the engines refuse it "
-                        "unless rope scaling is configured" % (explicit_context, model_max))
+        warnings.append(
+            "context_length %s exceeds the model's max_position_embeddings %d: the engines refuse it "
+            "unless rope scaling is configured" % (explicit_context, model_max)
+        )
     target = int(explicit_context) if explicit_context else model_max
     floor = None if explicit_context else min(MIN_CONTEXT, model_max)
 
@@ -402,9 +479,10 @@ def plan(request):
     if overridden and not ctx.candidates(ctx.nodes, tp_o, pp_o, fixed=fixed):
         probe_tp, probe_pp, probe_dp = tp_o or 1, pp_o or 1, dp_o or 1
         probe_ep = ep_o if ep_o is not None else ctx._auto_ep(probe_tp, probe_dp)
-        raise LlmopsError(ctx.illegal(probe_tp, probe_pp, probe_dp, adp_o or 1, probe_ep)
-                          or "no legal layout with tensor_parallel=%s, pipeline_parallel=%s, data_parallel=%s"
-                          % (tp_o, pp_o, dp_o))
+        raise LlmopsError(
+            ctx.illegal(probe_tp, probe_pp, probe_dp, adp_o or 1, probe_ep)
+            or "no legal layout with tensor_parallel=%s, pipeline_parallel=%s, data_parallel=%s" % (tp_o, pp_o, dp_o)
+        )
     chosen, meets_target = _search(ctx, ctx.nodes, target, floor, tp_o, pp_o, fixed=fixed)
 
     reasons = []
@@ -424,8 +502,10 @@ def plan(request):
         dp = max(1, ctx.per_node // instance)
     ep = ep_o if ep_o is not None else ctx._auto_ep(tp, dp)
     if ep > 1 and ep_o is None:
-        warnings.append("expert parallel %d enabled: splitting each FP8 expert by TP would break its 128-wide "
-                        "quantization blocks" % ep)
+        warnings.append(
+            "expert parallel %d enabled: splitting each FP8 expert by TP would break its 128-wide "
+            "quantization blocks" % ep
+        )
     reason = ctx.illegal(tp, pp, dp, adp, ep)
     if reason:
         if overridden:
@@ -444,35 +524,66 @@ def plan(request):
     fits = weights_fit and (tokens_per_domain >= target if explicit_context else tokens_per_domain >= floor)
     engine_context = int(explicit_context) if explicit_context else max(1, max_context)
     if fits and not explicit_context and not meets_target and max_context < model_max:
-        warnings.append("the KV cache holds %d tokens per sequence, less than the model's %d: context capped at %d"
-                        % (tokens_per_domain, model_max, max_context))
+        warnings.append(
+            "the KV cache holds %d tokens per sequence, less than the model's %d: context capped at %d"
+            % (tokens_per_domain, model_max, max_context)
+        )
 
     if not fits:
         per_gpu_gib = usable / GIB
-        weights_total = total_weight_bytes(shape, ctx.weight_dtype) * ctx.scale / GIB
+        weights_total = ctx.weights_total() / GIB
         nodes_needed, layout = _smallest_cluster(ctx, target if explicit_context else floor)
         if nodes_needed:
             smallest = "smallest fit: %d nodes x %d %s (TP %d, PP %d)" % (
-                nodes_needed, ctx.per_node, ctx.accelerator["id"], layout[0], layout[1])
+                nodes_needed,
+                ctx.per_node,
+                ctx.accelerator["id"],
+                layout[0],
+                layout[1],
+            )
         else:
             smallest = "no fit within %d nodes of %d %s" % (MAX_SEARCH_NODES, ctx.per_node, ctx.accelerator["id"])
         available = ctx.per_node * ctx.nodes
         if not weights_fit:
             reasons.append(
                 "needs %s GiB for weights (%s), %d x %s give %s GiB usable (memory fraction %.2f); %s"
-                % (_fmt(weights_total), ctx.weight_dtype, available, ctx.accelerator["id"],
-                   _fmt(available * per_gpu_gib), fraction, smallest))
+                % (
+                    _fmt(weights_total),
+                    ctx.weight_dtype,
+                    available,
+                    ctx.accelerator["id"],
+                    _fmt(available * per_gpu_gib),
+                    fraction,
+                    smallest,
+                )
+            )
         else:
             reasons.append(
                 "weights fit with TP %d x PP %d (%s GiB per accelerator) but the KV cache holds %d tokens per "
                 "sequence and context_length %d needs more; %s%s"
-                % (tp, pp, _fmt(weights / GIB), tokens_per_domain, target, smallest,
-                   "" if ctx.kv_bytes == 1.0 or ctx.is_ascend else " (or kv_cache_dtype fp8)"))
+                % (
+                    tp,
+                    pp,
+                    _fmt(weights / GIB),
+                    tokens_per_domain,
+                    target,
+                    smallest,
+                    "" if ctx.kv_bytes == 1.0 or ctx.is_ascend else " (or kv_cache_dtype fp8)",
+                )
+            )
     if tp > 1 and ctx.intra_link == "pcie" and instance <= ctx.per_node:
         warnings.append("%s has no NVLink: tensor-parallel all-reduce runs over PCIe" % ctx.accelerator["id"])
 
-    layout = {"tp": tp, "pp": pp, "dp": dp, "adp": adp, "ep": ep, "nodes": nodes_used,
-              "fraction": fraction, "context": engine_context}
+    layout = {
+        "tp": tp,
+        "pp": pp,
+        "dp": dp,
+        "adp": adp,
+        "ep": ep,
+        "nodes": nodes_used,
+        "fraction": fraction,
+        "context": engine_context,
+    }
     return {
         "fits": bool(fits),
         "engine": ctx.engine,
@@ -485,7 +596,7 @@ def plan(request):
         "accelerators_per_node": min(accelerators_used, ctx.per_node),
         "accelerators_used": accelerators_used,
         "weights_gib_per_accelerator": round(weights / GIB, 2),
-        "weights_gib_total": round(total_weight_bytes(shape, ctx.weight_dtype) * ctx.scale / GIB, 2),
+        "weights_gib_total": round(ctx.weights_total() / GIB, 2),
         "weights_source": ctx.weights_source,
         "weight_dtype": ctx.weight_dtype,
         "kv_cache_dtype": ctx.kv_cache_dtype,
@@ -498,9 +609,13 @@ def plan(request):
         "engine_args": engine_args(ctx, layout),
         "multi_node": multi_node(ctx, layout),
         "model": dict(shape.to_dict(), id=ctx.model_id),
-        "accelerator": {"id": ctx.accelerator["id"], "memory_gib": round(ctx.accelerator["memory_gib"], 2),
-                        "fp8": bool(ctx.accelerator.get("fp8")), "intra_node_link": ctx.intra_link,
-                        "inter_node_link": ctx.inter_link if nodes_used > 1 else None},
+        "accelerator": {
+            "id": ctx.accelerator["id"],
+            "memory_gib": round(ctx.accelerator["memory_gib"], 2),
+            "fp8": bool(ctx.accelerator.get("fp8")),
+            "intra_node_link": ctx.intra_link,
+            "inter_node_link": ctx.inter_link if nodes_used > 1 else None,
+        },
         "warnings": warnings,
         "reasons": reasons,
     }
@@ -559,12 +674,25 @@ def multi_node(ctx, layout):
     if nodes <= 1:
         return {"required": False, "launcher": None, "per_node_args": []}
     if ctx.engine == "sglang":
-        return {"required": True, "launcher": "sglang",
-                "per_node_args": ["--dist-init-addr", "<leader-address>:<port>", "--node-rank", "<node-rank>"]}
+        return {
+            "required": True,
+            "launcher": "sglang",
+            "per_node_args": ["--dist-init-addr", "<leader-address>:<port>", "--node-rank", "<node-rank>"],
+        }
     if layout["tp"] * layout["pp"] > ctx.per_node:
         return {"required": True, "launcher": "ray", "per_node_args": []}
     local = layout["dp"] // nodes
-    return {"required": True, "launcher": "vllm-data-parallel",
-            "per_node_args": ["--data-parallel-size-local", str(local), "--data-parallel-address",
-                              "<leader-address>", "--data-parallel-rpc-port", "<port>",
-                              "--data-parallel-start-rank", "<node-rank x %d>" % local]}
+    return {
+        "required": True,
+        "launcher": "vllm-data-parallel",
+        "per_node_args": [
+            "--data-parallel-size-local",
+            str(local),
+            "--data-parallel-address",
+            "<leader-address>",
+            "--data-parallel-rpc-port",
+            "<port>",
+            "--data-parallel-start-rank",
+            "<node-rank x %d>" % local,
+        ],
+    }

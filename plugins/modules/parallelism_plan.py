@@ -246,37 +246,41 @@ plan:
       elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-from ansible_collections.llmops.inference.plugins.module_utils.parallelism import plan
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError  # noqa: E402
+from ansible_collections.llmops.inference.plugins.module_utils.parallelism import plan  # noqa: E402
 
 LINK_CHOICES = ["nvlink", "pcie", "hccs", "ib", "roce", "tcp"]
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            model=dict(type="str"),
-            model_path=dict(type="path"),
-            weight_dtype=dict(type="str", default="auto", choices=["auto", "bf16", "fp16", "fp8", "int8", "int4"]),
-            kv_cache_dtype=dict(type="str", default="auto", choices=["auto", "bf16", "fp8"]),
-            accelerator=dict(type="str"),
-            accelerator_memory_gib=dict(type="float"),
-            accelerators_per_node=dict(type="int", default=8),
-            nodes=dict(type="int", default=1),
-            intra_node_link=dict(type="str", choices=LINK_CHOICES),
-            inter_node_link=dict(type="str", choices=LINK_CHOICES),
-            engine=dict(type="str", default="sglang", choices=["sglang", "vllm"]),
-            context_length=dict(type="int"),
-            memory_fraction=dict(type="float"),
-            tensor_parallel=dict(type="int"),
-            pipeline_parallel=dict(type="int"),
-            data_parallel=dict(type="int"),
-            expert_parallel=dict(type="int"),
-            attention_data_parallel=dict(type="int"),
-            fail_on_no_fit=dict(type="bool", default=True),
-        ),
+        argument_spec={
+            "model": {"type": "str"},
+            "model_path": {"type": "path"},
+            "weight_dtype": {
+                "type": "str",
+                "default": "auto",
+                "choices": ["auto", "bf16", "fp16", "fp8", "int8", "int4"],
+            },
+            "kv_cache_dtype": {"type": "str", "default": "auto", "choices": ["auto", "bf16", "fp8"]},
+            "accelerator": {"type": "str"},
+            "accelerator_memory_gib": {"type": "float"},
+            "accelerators_per_node": {"type": "int", "default": 8},
+            "nodes": {"type": "int", "default": 1},
+            "intra_node_link": {"type": "str", "choices": LINK_CHOICES},
+            "inter_node_link": {"type": "str", "choices": LINK_CHOICES},
+            "engine": {"type": "str", "default": "sglang", "choices": ["sglang", "vllm"]},
+            "context_length": {"type": "int"},
+            "memory_fraction": {"type": "float"},
+            "tensor_parallel": {"type": "int"},
+            "pipeline_parallel": {"type": "int"},
+            "data_parallel": {"type": "int"},
+            "expert_parallel": {"type": "int"},
+            "attention_data_parallel": {"type": "int"},
+            "fail_on_no_fit": {"type": "bool", "default": True},
+        },
         required_one_of=[["model", "model_path"], ["accelerator", "accelerator_memory_gib"]],
         supports_check_mode=True,
     )
@@ -287,8 +291,11 @@ def main():
     except LlmopsError as exc:
         module.fail_json(msg=exc.message, changed=False)
     if not result["fits"] and fail_on_no_fit:
-        module.fail_json(msg="%s does not fit: %s" % (result["model"]["id"], "; ".join(result["reasons"])),
-                         changed=False, plan=result)
+        module.fail_json(
+            msg="%s does not fit: %s" % (result["model"]["id"], "; ".join(result["reasons"])),
+            changed=False,
+            plan=result,
+        )
     module.exit_json(changed=False, plan=result)
 
 

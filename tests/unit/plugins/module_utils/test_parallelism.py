@@ -21,76 +21,251 @@ ASCEND = "https://docs.vllm.ai/projects/ascend/en/latest/tutorials/models/DeepSe
 # (source, request, published layout): the planner must find a fitting plan on that hardware and accept the
 # published layout as an override that fits. Sources: seeds/ (the project's source posts) and official guides.
 DEPLOYMENTS = [
-    ("seed 002: R1 671B FP8 on 2x8 A800, SGLang --tp 16 --nnodes 2 --context-length 131072",
-     dict(model="deepseek-ai/DeepSeek-R1", accelerator="A800-80G", nodes=2, inter_node_link="ib",
-          engine="sglang", context_length=131072), dict(tensor_parallel=16)),
-    ("seed 001: Qwen3-235B-A22B-Instruct-2507 on 8 x A100/A800/H100 80G, vLLM TP8, 0.85, 131072",
-     dict(model="Qwen/Qwen3-235B-A22B-Instruct-2507", accelerator="A800-80G", engine="vllm",
-          context_length=131072, memory_fraction=0.85), dict(tensor_parallel=8)),
-    ("seed 001, same on H100",
-     dict(model="Qwen/Qwen3-235B-A22B-Instruct-2507", accelerator="H100-80G", engine="vllm",
-          context_length=131072, memory_fraction=0.85), dict(tensor_parallel=8)),
-    ("seed 004: R1-Distill-Qwen-32B on 4 x H100 80G, vLLM TP4 --max-model-len 128000",
-     dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", accelerator="H100-80G", accelerators_per_node=4,
-          engine="vllm", context_length=128000), dict(tensor_parallel=4)),
-    ("seed 004: the same 32B across 2 nodes, vLLM TP2 x PP2",
-     dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", accelerator="H100-80G", accelerators_per_node=2,
-          nodes=2, engine="vllm", context_length=128000), dict(tensor_parallel=2, pipeline_parallel=2)),
-    ("seed 000: R1-Distill-Qwen-7B on one GPU, SGLang --tp 1 --mem-fraction-static 0.93",
-     dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", accelerator="RTX4090", accelerators_per_node=1,
-          engine="sglang", memory_fraction=0.93), dict(tensor_parallel=1)),
-    ("seed 000: R1-Distill-Qwen-7B on 2 nodes of 1 GPU with LWS, SGLang --tp 2 --nnodes 2",
-     dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", accelerator="L40S", accelerators_per_node=1,
-          nodes=2, inter_node_link="roce", engine="sglang", memory_fraction=0.93), dict(tensor_parallel=2)),
-    ("seed 003: R1 671B on 16 GPUs via Ray, vLLM --tensor-parallel-size 16 --max-model-len 8192 (H100)",
-     dict(model="deepseek-ai/DeepSeek-R1", accelerator="H100-80G", nodes=2, inter_node_link="ib",
-          engine="vllm", context_length=8192, memory_fraction=0.95), dict(tensor_parallel=16)),
-    ("R1 model card: R1-Distill-Qwen-32B, vLLM --tensor-parallel-size 2 --max-model-len 32768 " + R1_CARD,
-     dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", accelerator="A100-80G", accelerators_per_node=2,
-          engine="vllm", context_length=32768), dict(tensor_parallel=2)),
-    ("FP8 8 x H200 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-V3", accelerator="H200-141G", engine="sglang"), dict(tensor_parallel=8)),
-    ("FP8 8 x B200 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-V3", accelerator="B200", engine="sglang"), dict(tensor_parallel=8)),
-    ("FP8 2 x 8 x H20 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-V3", accelerator="H20-96G", nodes=2, inter_node_link="ib",
-          engine="sglang"), dict(tensor_parallel=16)),
-    ("FP8 2 x 8 x H800 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-R1", accelerator="H800-80G", nodes=2, inter_node_link="roce",
-          engine="sglang"), dict(tensor_parallel=16)),
-    ("BF16 2 x 8 x H200 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-V3", weight_dtype="bf16", accelerator="H200-141G", nodes=2,
-          inter_node_link="ib", engine="sglang"), dict(tensor_parallel=16)),
-    ("BF16 4 x 8 x A100 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-V3", weight_dtype="bf16", accelerator="A100-80G", nodes=4,
-          inter_node_link="ib", engine="sglang"), dict(tensor_parallel=32)),
-    ("BF16 4 x 8 x H100 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-V3", weight_dtype="bf16", accelerator="H100-80G", nodes=4,
-          inter_node_link="ib", engine="sglang"), dict(tensor_parallel=32)),
-    ("INT8 16 x A100 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-R1", weight_dtype="int8", accelerator="A100-80G", nodes=2,
-          inter_node_link="ib", engine="sglang"), dict(tensor_parallel=16)),
-    ("INT8 32 x L40S " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-R1", weight_dtype="int8", accelerator="L40S", nodes=4,
-          inter_node_link="roce", engine="sglang"), dict(tensor_parallel=32)),
-    ("AWQ 8 x A100 " + SGLANG_DS,
-     dict(model="deepseek-ai/DeepSeek-R1", weight_dtype="int4", accelerator="A100-80G", engine="sglang"),
-     dict(tensor_parallel=8)),
-    ("TP8 + EP " + VLLM_DS,
-     dict(model="deepseek-ai/DeepSeek-R1-0528", accelerator="H200-141G", engine="vllm"),
-     dict(tensor_parallel=8, expert_parallel=8)),
-    ("DP8 + EP " + VLLM_DS,
-     dict(model="deepseek-ai/DeepSeek-R1-0528", accelerator="H200-141G", engine="vllm"),
-     dict(tensor_parallel=1, data_parallel=8, expert_parallel=8)),
-    ("405B FP8 on 8 x H100 " + VLLM_LLAMA,
-     dict(model="meta-llama/Llama-3.1-405B-Instruct", weight_dtype="fp8", accelerator="H100-80G",
-          engine="vllm"), dict(tensor_parallel=8)),
-    ("405B BF16 on 2 x 8 x H100, TP8 x PP2 " + VLLM_LLAMA,
-     dict(model="meta-llama/Llama-3.1-405B-Instruct", accelerator="H100-80G", nodes=2, inter_node_link="ib",
-          engine="vllm"), dict(tensor_parallel=8, pipeline_parallel=2)),
-    ("R1 W8A8 on 2 x Atlas 800 A2 (8 x 910B 64G), vllm-ascend TP8 DP2 + EP " + ASCEND,
-     dict(model="vllm-ascend/DeepSeek-R1-W8A8", accelerator="Ascend-910B-64G", nodes=2, inter_node_link="roce",
-          engine="vllm", context_length=16384), dict(tensor_parallel=8, data_parallel=2, expert_parallel=16)),
+    (
+        "seed 002: R1 671B FP8 on 2x8 A800, SGLang --tp 16 --nnodes 2 --context-length 131072",
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "accelerator": "A800-80G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+            "context_length": 131072,
+        },
+        {"tensor_parallel": 16},
+    ),
+    (
+        "seed 001: Qwen3-235B-A22B-Instruct-2507 on 8 x A100/A800/H100 80G, vLLM TP8, 0.85, 131072",
+        {
+            "model": "Qwen/Qwen3-235B-A22B-Instruct-2507",
+            "accelerator": "A800-80G",
+            "engine": "vllm",
+            "context_length": 131072,
+            "memory_fraction": 0.85,
+        },
+        {"tensor_parallel": 8},
+    ),
+    (
+        "seed 001, same on H100",
+        {
+            "model": "Qwen/Qwen3-235B-A22B-Instruct-2507",
+            "accelerator": "H100-80G",
+            "engine": "vllm",
+            "context_length": 131072,
+            "memory_fraction": 0.85,
+        },
+        {"tensor_parallel": 8},
+    ),
+    (
+        "seed 004: R1-Distill-Qwen-32B on 4 x H100 80G, vLLM TP4 --max-model-len 128000",
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "accelerator": "H100-80G",
+            "accelerators_per_node": 4,
+            "engine": "vllm",
+            "context_length": 128000,
+        },
+        {"tensor_parallel": 4},
+    ),
+    (
+        "seed 004: the same 32B across 2 nodes, vLLM TP2 x PP2",
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "accelerator": "H100-80G",
+            "accelerators_per_node": 2,
+            "nodes": 2,
+            "engine": "vllm",
+            "context_length": 128000,
+        },
+        {"tensor_parallel": 2, "pipeline_parallel": 2},
+    ),
+    (
+        "seed 000: R1-Distill-Qwen-7B on one GPU, SGLang --tp 1 --mem-fraction-static 0.93",
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+            "accelerator": "RTX4090",
+            "accelerators_per_node": 1,
+            "engine": "sglang",
+            "memory_fraction": 0.93,
+        },
+        {"tensor_parallel": 1},
+    ),
+    (
+        "seed 000: R1-Distill-Qwen-7B on 2 nodes of 1 GPU with LWS, SGLang --tp 2 --nnodes 2",
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+            "accelerator": "L40S",
+            "accelerators_per_node": 1,
+            "nodes": 2,
+            "inter_node_link": "roce",
+            "engine": "sglang",
+            "memory_fraction": 0.93,
+        },
+        {"tensor_parallel": 2},
+    ),
+    (
+        "seed 003: R1 671B on 16 GPUs via Ray, vLLM --tensor-parallel-size 16 --max-model-len 8192 (H100)",
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "accelerator": "H100-80G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "vllm",
+            "context_length": 8192,
+            "memory_fraction": 0.95,
+        },
+        {"tensor_parallel": 16},
+    ),
+    (
+        "R1 model card: R1-Distill-Qwen-32B, vLLM --tensor-parallel-size 2 --max-model-len 32768 " + R1_CARD,
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "accelerator": "A100-80G",
+            "accelerators_per_node": 2,
+            "engine": "vllm",
+            "context_length": 32768,
+        },
+        {"tensor_parallel": 2},
+    ),
+    (
+        "FP8 8 x H200 " + SGLANG_DS,
+        {"model": "deepseek-ai/DeepSeek-V3", "accelerator": "H200-141G", "engine": "sglang"},
+        {"tensor_parallel": 8},
+    ),
+    (
+        "FP8 8 x B200 " + SGLANG_DS,
+        {"model": "deepseek-ai/DeepSeek-V3", "accelerator": "B200", "engine": "sglang"},
+        {"tensor_parallel": 8},
+    ),
+    (
+        "FP8 2 x 8 x H20 " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-V3",
+            "accelerator": "H20-96G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 16},
+    ),
+    (
+        "FP8 2 x 8 x H800 " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "accelerator": "H800-80G",
+            "nodes": 2,
+            "inter_node_link": "roce",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 16},
+    ),
+    (
+        "BF16 2 x 8 x H200 " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-V3",
+            "weight_dtype": "bf16",
+            "accelerator": "H200-141G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 16},
+    ),
+    (
+        "BF16 4 x 8 x A100 " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-V3",
+            "weight_dtype": "bf16",
+            "accelerator": "A100-80G",
+            "nodes": 4,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 32},
+    ),
+    (
+        "BF16 4 x 8 x H100 " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-V3",
+            "weight_dtype": "bf16",
+            "accelerator": "H100-80G",
+            "nodes": 4,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 32},
+    ),
+    (
+        "INT8 16 x A100 " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "weight_dtype": "int8",
+            "accelerator": "A100-80G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 16},
+    ),
+    (
+        "INT8 32 x L40S " + SGLANG_DS,
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "weight_dtype": "int8",
+            "accelerator": "L40S",
+            "nodes": 4,
+            "inter_node_link": "roce",
+            "engine": "sglang",
+        },
+        {"tensor_parallel": 32},
+    ),
+    (
+        "AWQ 8 x A100 " + SGLANG_DS,
+        {"model": "deepseek-ai/DeepSeek-R1", "weight_dtype": "int4", "accelerator": "A100-80G", "engine": "sglang"},
+        {"tensor_parallel": 8},
+    ),
+    (
+        "TP8 + EP " + VLLM_DS,
+        {"model": "deepseek-ai/DeepSeek-R1-0528", "accelerator": "H200-141G", "engine": "vllm"},
+        {"tensor_parallel": 8, "expert_parallel": 8},
+    ),
+    (
+        "DP8 + EP " + VLLM_DS,
+        {"model": "deepseek-ai/DeepSeek-R1-0528", "accelerator": "H200-141G", "engine": "vllm"},
+        {"tensor_parallel": 1, "data_parallel": 8, "expert_parallel": 8},
+    ),
+    (
+        "405B FP8 on 8 x H100 " + VLLM_LLAMA,
+        {
+            "model": "meta-llama/Llama-3.1-405B-Instruct",
+            "weight_dtype": "fp8",
+            "accelerator": "H100-80G",
+            "engine": "vllm",
+        },
+        {"tensor_parallel": 8},
+    ),
+    (
+        "405B BF16 on 2 x 8 x H100, TP8 x PP2 " + VLLM_LLAMA,
+        {
+            "model": "meta-llama/Llama-3.1-405B-Instruct",
+            "accelerator": "H100-80G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "vllm",
+        },
+        {"tensor_parallel": 8, "pipeline_parallel": 2},
+    ),
+    (
+        "R1 W8A8 on 2 x Atlas 800 A2 (8 x 910B 64G), vllm-ascend TP8 DP2 + EP " + ASCEND,
+        {
+            "model": "vllm-ascend/DeepSeek-R1-W8A8",
+            "accelerator": "Ascend-910B-64G",
+            "nodes": 2,
+            "inter_node_link": "roce",
+            "engine": "vllm",
+            "context_length": 16384,
+        },
+        {"tensor_parallel": 8, "data_parallel": 2, "expert_parallel": 16},
+    ),
 ]
 
 
@@ -124,13 +299,27 @@ def test_seed_r1_on_a800_flags_and_warning():
 
 def test_qwen3_vllm_flags_match_seed():
     result = plan(DEPLOYMENTS[1][1])
-    assert result["engine_args"] == ["--tensor-parallel-size", "8", "--gpu-memory-utilization", "0.85",
-                                     "--max-model-len", "131072"]
+    assert result["engine_args"] == [
+        "--tensor-parallel-size",
+        "8",
+        "--gpu-memory-utilization",
+        "0.85",
+        "--max-model-len",
+        "131072",
+    ]
 
 
 def test_r1_bf16_on_two_a800_nodes_refused_with_numbers():
-    result = plan(dict(model="deepseek-ai/DeepSeek-R1", weight_dtype="bf16", accelerator="A800-80G", nodes=2,
-                       inter_node_link="ib", engine="sglang"))
+    result = plan(
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "weight_dtype": "bf16",
+            "accelerator": "A800-80G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "sglang",
+        }
+    )
     assert not result["fits"]
     (reason,) = result["reasons"]
     assert "needs 1250 GiB for weights (bf16), 16 x A800-80G give 1011 GiB usable (memory fraction 0.79)" in reason
@@ -138,15 +327,22 @@ def test_r1_bf16_on_two_a800_nodes_refused_with_numbers():
 
 
 def test_kv_does_not_fit_reason_suggests_fp8():
-    result = plan(dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", accelerator="H100-80G",
-                       accelerators_per_node=1, engine="vllm", context_length=131072))
+    result = plan(
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "accelerator": "H100-80G",
+            "accelerators_per_node": 1,
+            "engine": "vllm",
+            "context_length": 131072,
+        }
+    )
     assert not result["fits"]
     assert "KV cache holds" in result["reasons"][0] and "kv_cache_dtype fp8" in result["reasons"][0]
     assert "smallest fit: 2 nodes" in result["reasons"][0]
 
 
 def test_context_capped_when_model_maximum_does_not_fit():
-    result = plan(dict(model="meta-llama/Llama-3.1-8B-Instruct", accelerator="RTX4090", accelerators_per_node=1))
+    result = plan({"model": "meta-llama/Llama-3.1-8B-Instruct", "accelerator": "RTX4090", "accelerators_per_node": 1})
     assert result["fits"]
     assert 4096 <= result["max_context_length"] < 131072
     assert result["engine_args"][-1] == str(result["max_context_length"])
@@ -154,14 +350,21 @@ def test_context_capped_when_model_maximum_does_not_fit():
 
 
 def test_small_model_fills_node_with_replicas():
-    result = plan(dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", accelerator="H100-80G", engine="sglang"))
+    result = plan({"model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "accelerator": "H100-80G", "engine": "sglang"})
     assert (result["tensor_parallel"], result["data_parallel"], result["accelerators_used"]) == (1, 8, 8)
     assert "--dp-size" in result["engine_args"]
 
 
 def test_vllm_prefers_pipeline_across_nodes_and_ray():
-    result = plan(dict(model="meta-llama/Llama-3.1-405B-Instruct", accelerator="H100-80G", nodes=2,
-                       inter_node_link="ib", engine="vllm"))
+    result = plan(
+        {
+            "model": "meta-llama/Llama-3.1-405B-Instruct",
+            "accelerator": "H100-80G",
+            "nodes": 2,
+            "inter_node_link": "ib",
+            "engine": "vllm",
+        }
+    )
     assert (result["tensor_parallel"], result["pipeline_parallel"], result["nodes"]) == (8, 2, 2)
     assert "--distributed-executor-backend" in result["engine_args"]
     assert result["multi_node"]["launcher"] == "ray"
@@ -169,9 +372,16 @@ def test_vllm_prefers_pipeline_across_nodes_and_ray():
 
 def test_slow_inter_node_link_forbids_tp_across_nodes():
     with pytest.raises(LlmopsError, match="needs an ib or roce inter-node link"):
-        plan(dict(model="deepseek-ai/DeepSeek-R1", accelerator="H800-80G", nodes=2, inter_node_link="tcp",
-                  tensor_parallel=16))
-    result = plan(dict(model="deepseek-ai/DeepSeek-R1", accelerator="H800-80G", nodes=2))
+        plan(
+            {
+                "model": "deepseek-ai/DeepSeek-R1",
+                "accelerator": "H800-80G",
+                "nodes": 2,
+                "inter_node_link": "tcp",
+                "tensor_parallel": 16,
+            }
+        )
+    result = plan({"model": "deepseek-ai/DeepSeek-R1", "accelerator": "H800-80G", "nodes": 2})
     assert (result["tensor_parallel"], result["pipeline_parallel"]) == (8, 2)
     assert "--pp-size" in result["engine_args"]
     assert any("assuming tcp" in w for w in result["warnings"])
@@ -179,9 +389,16 @@ def test_slow_inter_node_link_forbids_tp_across_nodes():
 
 def test_fp8_block_rule_enables_expert_parallel_and_blocks_tp32():
     with pytest.raises(LlmopsError, match="not whole 128-wide quantization blocks"):
-        plan(dict(model="deepseek-ai/DeepSeek-R1", accelerator="H100-80G", nodes=4, inter_node_link="ib",
-                  tensor_parallel=32))
-    result = plan(dict(model="Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", accelerator="H100-80G", engine="vllm"))
+        plan(
+            {
+                "model": "deepseek-ai/DeepSeek-R1",
+                "accelerator": "H100-80G",
+                "nodes": 4,
+                "inter_node_link": "ib",
+                "tensor_parallel": 32,
+            }
+        )
+    result = plan({"model": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", "accelerator": "H100-80G", "engine": "vllm"})
     # 1536 / 8 = 192 is not a whole number of 128-wide blocks: experts must not be TP-split
     assert result["expert_parallel"] > 1 and "--enable-expert-parallel" in result["engine_args"]
 
@@ -191,21 +408,29 @@ def test_ascend_flags_and_fp8_refusal():
     assert "--quantization" in result["engine_args"] and "ascend" in result["engine_args"]
     assert result["multi_node"]["launcher"] == "vllm-data-parallel"
     with pytest.raises(LlmopsError, match="no FP8 KV cache"):
-        plan(dict(model="Qwen/Qwen3-8B", accelerator="Ascend-910B-64G", kv_cache_dtype="fp8"))
-    fp8 = plan(dict(model="deepseek-ai/DeepSeek-R1", accelerator="Ascend-910B-64G", nodes=4,
-                    inter_node_link="roce", engine="vllm", fail_on_no_fit=False))
+        plan({"model": "Qwen/Qwen3-8B", "accelerator": "Ascend-910B-64G", "kv_cache_dtype": "fp8"})
+    fp8 = plan(
+        {
+            "model": "deepseek-ai/DeepSeek-R1",
+            "accelerator": "Ascend-910B-64G",
+            "nodes": 4,
+            "inter_node_link": "roce",
+            "engine": "vllm",
+            "fail_on_no_fit": False,
+        }
+    )
     assert fp8["weight_dtype"] == "bf16" and any("cannot run the FP8 checkpoint" in w for w in fp8["warnings"])
 
 
 def test_consumer_card_has_no_nvlink():
     with pytest.raises(LlmopsError, match="RTX4090 has no NVLink"):
-        plan(dict(model="Qwen/Qwen3-8B", accelerator="RTX4090", intra_node_link="nvlink"))
-    result = plan(dict(model="Qwen/Qwen3-32B", accelerator="RTX4090", context_length=32768))
+        plan({"model": "Qwen/Qwen3-8B", "accelerator": "RTX4090", "intra_node_link": "nvlink"})
+    result = plan({"model": "Qwen/Qwen3-32B", "accelerator": "RTX4090", "context_length": 32768})
     assert result["tensor_parallel"] > 1 and any("no NVLink" in w for w in result["warnings"])
 
 
 def test_fp8_kv_cache_halves_kv_and_sets_flag():
-    base = dict(model="Qwen/Qwen2.5-72B-Instruct", accelerator="H100-80G", engine="sglang")
+    base = {"model": "Qwen/Qwen2.5-72B-Instruct", "accelerator": "H100-80G", "engine": "sglang"}
     bf16, fp8 = plan(base), plan(dict(base, kv_cache_dtype="fp8"))
     assert fp8["kv_bytes_per_token"] * 2 == bf16["kv_bytes_per_token"]
     assert fp8["kv_cache_tokens"] > 1.9 * bf16["kv_cache_tokens"]
@@ -213,7 +438,7 @@ def test_fp8_kv_cache_halves_kv_and_sets_flag():
 
 
 def test_sglang_dp_attention_replicates_attention():
-    base = dict(model="deepseek-ai/DeepSeek-V3", accelerator="H200-141G", engine="sglang")
+    base = {"model": "deepseek-ai/DeepSeek-V3", "accelerator": "H200-141G", "engine": "sglang"}
     plain, dpa = plan(dict(base, tensor_parallel=8)), plan(dict(base, tensor_parallel=8, attention_data_parallel=8))
     assert dpa["engine_args"][:5] == ["--tp-size", "8", "--dp-size", "8", "--enable-dp-attention"]
     assert dpa["accelerators_used"] == 8
@@ -224,28 +449,56 @@ def test_sglang_dp_attention_replicates_attention():
 # ---- bad input -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args,message", [
-    (dict(model="acme/NoSuchModel-7B", accelerator="H100-80G"), "unknown model 'acme/NoSuchModel-7B'"),
-    (dict(accelerator="H100-80G"), "give model"),
-    (dict(model="Qwen/Qwen3-8B"), "give accelerator"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="TPU-v9"), "unknown accelerator"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", accelerators_per_node=0), "no accelerators to plan for"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", nodes=0), "no accelerators to plan for"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", memory_fraction=0), r"memory_fraction must be in \(0, 1\]"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", memory_fraction=1.2), r"memory_fraction must be in"),
-    (dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", accelerator="H100-80G", tensor_parallel=3),
-     "tensor_parallel=3 does not divide the 40 attention heads"),
-    (dict(model="deepseek-ai/DeepSeek-R1", accelerator="H100-80G", tensor_parallel=6),
-     "does not divide the 128 attention heads"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", tensor_parallel=16), "needs 16 accelerators"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", expert_parallel=2), "needs a MoE model"),
-    (dict(model="deepseek-ai/DeepSeek-V3", accelerator="H200-141G", engine="vllm", tensor_parallel=8,
-          expert_parallel=4), "vLLM sets the expert-parallel size"),
-    (dict(model="deepseek-ai/DeepSeek-V3", accelerator="H200-141G", engine="vllm", attention_data_parallel=8),
-     "attention_data_parallel is SGLang"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="H100-80G", engine="tgi"), "engine must be one of"),
-    (dict(model="Qwen/Qwen3-8B", accelerator="A100-80G", weight_dtype="fp4"), "weight_dtype must be one of"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ({"model": "acme/NoSuchModel-7B", "accelerator": "H100-80G"}, "unknown model 'acme/NoSuchModel-7B'"),
+        ({"accelerator": "H100-80G"}, "give model"),
+        ({"model": "Qwen/Qwen3-8B"}, "give accelerator"),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "TPU-v9"}, "unknown accelerator"),
+        (
+            {"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "accelerators_per_node": 0},
+            "no accelerators to plan for",
+        ),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "nodes": 0}, "no accelerators to plan for"),
+        (
+            {"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "memory_fraction": 0},
+            r"memory_fraction must be in \(0, 1\]",
+        ),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "memory_fraction": 1.2}, r"memory_fraction must be in"),
+        (
+            {"model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "accelerator": "H100-80G", "tensor_parallel": 3},
+            "tensor_parallel=3 does not divide the 40 attention heads",
+        ),
+        (
+            {"model": "deepseek-ai/DeepSeek-R1", "accelerator": "H100-80G", "tensor_parallel": 6},
+            "does not divide the 128 attention heads",
+        ),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "tensor_parallel": 16}, "needs 16 accelerators"),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "expert_parallel": 2}, "needs a MoE model"),
+        (
+            {
+                "model": "deepseek-ai/DeepSeek-V3",
+                "accelerator": "H200-141G",
+                "engine": "vllm",
+                "tensor_parallel": 8,
+                "expert_parallel": 4,
+            },
+            "vLLM sets the expert-parallel size",
+        ),
+        (
+            {
+                "model": "deepseek-ai/DeepSeek-V3",
+                "accelerator": "H200-141G",
+                "engine": "vllm",
+                "attention_data_parallel": 8,
+            },
+            "attention_data_parallel is SGLang",
+        ),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "H100-80G", "engine": "tgi"}, "engine must be one of"),
+        ({"model": "Qwen/Qwen3-8B", "accelerator": "A100-80G", "weight_dtype": "fp4"}, "weight_dtype must be one of"),
+    ],
+)
 def test_bad_input_is_refused_with_a_message(args, message):
     with pytest.raises(LlmopsError, match=message):
         plan(args)
@@ -253,20 +506,21 @@ def test_bad_input_is_refused_with_a_message(args, message):
 
 def test_config_missing_fields(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 4096}))
-    with pytest.raises(LlmopsError, match="lacks intermediate_size, num_attention_heads, num_hidden_layers, "
-                                          "vocab_size"):
-        plan(dict(model_path=str(tmp_path), accelerator="H100-80G"))
+    with pytest.raises(
+        LlmopsError, match="lacks intermediate_size, num_attention_heads, num_hidden_layers, vocab_size"
+    ):
+        plan({"model_path": str(tmp_path), "accelerator": "H100-80G"})
 
 
 def test_model_path_without_config(tmp_path):
     with pytest.raises(LlmopsError, match="has no config.json"):
-        plan(dict(model_path=str(tmp_path), accelerator="H100-80G"))
+        plan({"model_path": str(tmp_path), "accelerator": "H100-80G"})
 
 
 def test_model_path_invalid_json(tmp_path):
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(LlmopsError, match="is not valid JSON"):
-        plan(dict(model_path=str(tmp_path), accelerator="H100-80G"))
+        plan({"model_path": str(tmp_path), "accelerator": "H100-80G"})
 
 
 # ---- model_path ----------------------------------------------------------------------------------------------
@@ -287,17 +541,32 @@ def test_model_path_uses_exact_index_bytes(tmp_path):
     computed = total_weight_bytes(ModelShape(config), "bf16")
     exact = int(computed * 1.02)  # pretend the real checkpoint is 2% larger than the arithmetic
     _write_model(tmp_path / "m", config, exact, config["num_hidden_layers"])
-    result = plan(dict(model_path=str(tmp_path / "m"), accelerator="H100-80G", accelerators_per_node=4,
-                       engine="vllm", tensor_parallel=4))
+    result = plan(
+        {
+            "model_path": str(tmp_path / "m"),
+            "accelerator": "H100-80G",
+            "accelerators_per_node": 4,
+            "engine": "vllm",
+            "tensor_parallel": 4,
+        }
+    )
     assert result["weights_source"] == "safetensors index"
     assert result["weights_gib_total"] == round(exact / float(1 << 30), 2)
-    catalog = plan(dict(model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", accelerator="H100-80G",
-                        accelerators_per_node=4, engine="vllm", tensor_parallel=4))
+    catalog = plan(
+        {
+            "model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            "accelerator": "H100-80G",
+            "accelerators_per_node": 4,
+            "engine": "vllm",
+            "tensor_parallel": 4,
+        }
+    )
     ratio = result["weights_gib_per_accelerator"] / catalog["weights_gib_per_accelerator"]
     assert ratio == pytest.approx(1.02, abs=0.001)
     # the config.json file itself works as model_path too
-    assert plan(dict(model_path=str(tmp_path / "m" / "config.json"), accelerator="H100-80G",
-                     accelerators_per_node=4))["fits"]
+    assert plan(
+        {"model_path": str(tmp_path / "m" / "config.json"), "accelerator": "H100-80G", "accelerators_per_node": 4}
+    )["fits"]
 
 
 def test_model_path_index_mtp_layer_is_not_counted(tmp_path):
@@ -305,17 +574,20 @@ def test_model_path_index_mtp_layer_is_not_counted(tmp_path):
     shape = ModelShape(config)
     main = total_weight_bytes(shape, "fp8")
     _write_model(tmp_path / "v3", config, int(main * 1.017), 62)  # 61 layers + the MTP layer 61
-    result = plan(dict(model_path=str(tmp_path / "v3"), accelerator="H200-141G", engine="sglang"))
+    result = plan({"model_path": str(tmp_path / "v3"), "accelerator": "H200-141G", "engine": "sglang"})
     # the MTP layer (~11.4B params) is subtracted: what remains is close to the main model
     assert result["weights_gib_total"] == pytest.approx(main / float(1 << 30), rel=0.003)
 
 
 def test_model_path_multimodal_text_config_and_fp8_detection(tmp_path):
     text = dict(model_catalog.MODELS["Qwen/Qwen3-8B"]["config"])
-    wrapper = {"model_type": "qwen3_vl", "text_config": text,
-               "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}}
+    wrapper = {
+        "model_type": "qwen3_vl",
+        "text_config": text,
+        "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]},
+    }
     (tmp_path / "config.json").write_text(json.dumps(wrapper))
-    result = plan(dict(model_path=str(tmp_path), accelerator="L40S", accelerators_per_node=1))
+    result = plan({"model_path": str(tmp_path), "accelerator": "L40S", "accelerators_per_node": 1})
     assert result["weight_dtype"] == "fp8" and result["model"]["layers"] == 36
     assert result["weights_source"] == "config.json"
 
@@ -344,11 +616,11 @@ def test_gqa_kv_sharded_until_tp_exceeds_kv_heads():
     shape = ModelShape(model_catalog.MODELS["Qwen/Qwen3-235B-A22B"]["config"])
     per_layer = {tp: 2 * shape.head_dim * max(1, shape.kv_heads // tp) * 2 for tp in (1, 2, 4, 8, 16)}
     assert per_layer[1] == 2 * per_layer[2] == 4 * per_layer[4] == 4 * per_layer[8] == 4 * per_layer[16]
-    base = dict(model="Qwen/Qwen3-235B-A22B", accelerator="H200-141G", memory_fraction=0.9, engine="sglang")
+    base = {"model": "Qwen/Qwen3-235B-A22B", "accelerator": "H200-141G", "memory_fraction": 0.9, "engine": "sglang"}
     tp4 = plan(dict(base, tensor_parallel=4))
     tp8 = plan(dict(base, tensor_parallel=8, data_parallel=1))
-    per_gpu_kv_tp4 = (0.9 * tp4["accelerator"]["memory_gib"] - tp4["weights_gib_per_accelerator"])
-    per_gpu_kv_tp8 = (0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"])
+    per_gpu_kv_tp4 = 0.9 * tp4["accelerator"]["memory_gib"] - tp4["weights_gib_per_accelerator"]
+    per_gpu_kv_tp8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"]
     # each TP8 rank stores 1 KV head like each TP4 rank: tokens scale with KV room, not with TP
     ratio = tp8["kv_cache_tokens"] / float(tp4["kv_cache_tokens"])
     assert ratio == pytest.approx(per_gpu_kv_tp8 / per_gpu_kv_tp4, rel=0.01)
@@ -356,8 +628,14 @@ def test_gqa_kv_sharded_until_tp_exceeds_kv_heads():
 
 def test_mla_kv_replicated_under_tp():
     # MLA's latent is replicated on every TP rank: going from TP8 to TP16 only adds the freed weight room
-    base = dict(model="deepseek-ai/DeepSeek-V3", accelerator="H200-141G", memory_fraction=0.9, nodes=2,
-                inter_node_link="ib", engine="sglang")
+    base = {
+        "model": "deepseek-ai/DeepSeek-V3",
+        "accelerator": "H200-141G",
+        "memory_fraction": 0.9,
+        "nodes": 2,
+        "inter_node_link": "ib",
+        "engine": "sglang",
+    }
     tp8, tp16 = plan(dict(base, tensor_parallel=8)), plan(dict(base, tensor_parallel=16))
     room8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"]
     room16 = 0.9 * tp16["accelerator"]["memory_gib"] - tp16["weights_gib_per_accelerator"]
