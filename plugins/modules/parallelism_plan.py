@@ -13,7 +13,7 @@ module: parallelism_plan
 short_description: Decide whether an LLM fits, how to split it (TP/PP/DP/EP) and the exact engine flags
 version_added: 0.1.0
 description:
-  - Pure computation: from a model (catalog id or a local Hugging Face folder) and the hardware
+  - Pure computation. From a model (catalog id or a local Hugging Face folder) and the hardware
     (accelerator type or memory, accelerators per node, nodes, links), computes the weights per
     accelerator, the KV-cache bytes per token and capacity, the longest context and the concurrency,
     picks a legal tensor/pipeline/data/expert-parallel layout and returns the SGLang or vLLM flags.
