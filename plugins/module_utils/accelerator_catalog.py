@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Catalog of accelerators: memory, FP8 support and links.
+
+``memory_mib`` is the total that ``nvidia-smi --query-gpu=memory.total`` (or
+``npu-smi info``, HBM capacity) reports, which is what the engines' memory
+fractions multiply. ``link_gbps`` is the per-accelerator bidirectional
+bandwidth of the intra-node link in GB/s from the vendor datasheet.
+``fp8`` means FP8 tensor cores (Hopper, Ada, Blackwell); Ampere and Ascend 910B
+have none. To add an accelerator: add an entry with these keys and the source
+of its numbers in a comment.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+
+LINKS = ("nvlink", "pcie", "hccs", "ib", "roce", "tcp")
+FAST_INTER_NODE_LINKS = ("ib", "roce")
+
+ACCELERATORS = {
+    # NVIDIA A100/A800 SXM datasheets: 40/80 GB HBM2e, NVLink3 600 GB/s (A800: 400 GB/s), no FP8.
+    "A100-40G": {
+        "vendor": "nvidia",
+        "arch": "ampere",
+        "memory_mib": 40960,
+        "fp8": False,
+        "link": "nvlink",
+        "link_gbps": 600,
+    },
+    "A100-80G": {
+        "vendor": "nvidia",
+        "arch": "ampere",
+        "memory_mib": 81920,
+        "fp8": False,
+        "link": "nvlink",
+        "link_gbps": 600,
+    },
+    "A800-80G": {
+        "vendor": "nvidia",
+        "arch": "ampere",
+        "memory_mib": 81920,
+        "fp8": False,
+        "link": "nvlink",
+        "link_gbps": 400,
+    },
+    # H100/H800 SXM5: 80 GB HBM3 (81559 MiB in nvidia-smi), NVLink4 900 GB/s (H800: 400 GB/s).
+    "H100-80G": {
+        "vendor": "nvidia",
+        "arch": "hopper",
+        "memory_mib": 81559,
+        "fp8": True,
+        "link": "nvlink",
+        "link_gbps": 900,
+    },
+    "H800-80G": {
+        "vendor": "nvidia",
+        "arch": "hopper",
+        "memory_mib": 81559,
+        "fp8": True,
+        "link": "nvlink",
+        "link_gbps": 400,
+    },
+    # H20: 96 GB HBM3, NVLink 900 GB/s. H200: 141 GB HBM3e, NVLink 900 GB/s.
+    "H20-96G": {
+        "vendor": "nvidia",
+        "arch": "hopper",
+        "memory_mib": 97871,
+        "fp8": True,
+        "link": "nvlink",
+        "link_gbps": 900,
+    },
+    "H200-141G": {
+        "vendor": "nvidia",
+        "arch": "hopper",
+        "memory_mib": 143771,
+        "fp8": True,
+        "link": "nvlink",
+        "link_gbps": 900,
+    },
+    # B200 (HGX): 180 GB HBM3e usable, NVLink5 1800 GB/s.
+    "B200": {
+        "vendor": "nvidia",
+        "arch": "blackwell",
+        "memory_mib": 183359,
+        "fp8": True,
+        "link": "nvlink",
+        "link_gbps": 1800,
+    },
+    # Ada PCIe cards: no NVLink, PCIe Gen4 x16 (64 GB/s bidirectional).
+    "L40S": {"vendor": "nvidia", "arch": "ada", "memory_mib": 46068, "fp8": True, "link": "pcie", "link_gbps": 64},
+    "L20": {"vendor": "nvidia", "arch": "ada", "memory_mib": 46068, "fp8": True, "link": "pcie", "link_gbps": 64},
+    "RTX4090": {"vendor": "nvidia", "arch": "ada", "memory_mib": 24564, "fp8": True, "link": "pcie", "link_gbps": 64},
+    "A10-24G": {
+        "vendor": "nvidia",
+        "arch": "ampere",
+        "memory_mib": 23028,
+        "fp8": False,
+        "link": "pcie",
+        "link_gbps": 64,
+    },
+    # Ascend 910B (Atlas 800T/800I A2): 64 GB HBM2e, HCCS 392 GB/s; 910B4: 32 GB. INT8, no FP8.
+    "Ascend-910B-64G": {
+        "vendor": "huawei",
+        "arch": "ascend",
+        "memory_mib": 65536,
+        "fp8": False,
+        "link": "hccs",
+        "link_gbps": 392,
+    },
+    "Ascend-910B4-32G": {
+        "vendor": "huawei",
+        "arch": "ascend",
+        "memory_mib": 32768,
+        "fp8": False,
+        "link": "hccs",
+        "link_gbps": 392,
+    },
+}
+
+_ALIASES = {
+    "a100": "A100-80G",
+    "a800": "A800-80G",
+    "h100": "H100-80G",
+    "h800": "H800-80G",
+    "h20": "H20-96G",
+    "h200": "H200-141G",
+    "4090": "RTX4090",
+    "rtx-4090": "RTX4090",
+    "910b": "Ascend-910B-64G",
+    "ascend-910b": "Ascend-910B-64G",
+    "a10": "A10-24G",
+}
+
+
+def resolve(name):
+    if not name:
+        return None
+    key = str(name).strip()
+    for known in ACCELERATORS:
+        if known.lower() == key.lower():
+            return known
+    return _ALIASES.get(key.lower())
+
+
+def get(name):
+    accelerator_id = resolve(name)
+    if accelerator_id is None:
+        raise LlmopsError(
+            "unknown accelerator %r. Known: %s. Give accelerator_memory_gib (and the links) for another one."
+            % (name, ", ".join(sorted(ACCELERATORS)))
+        )
+    entry = dict(ACCELERATORS[accelerator_id])
+    entry["id"] = accelerator_id
+    entry["memory_gib"] = entry["memory_mib"] / 1024.0
+    return entry

@@ -1,0 +1,263 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Catalog of models the planner knows without a local config.json.
+
+Each entry holds the fields of the model's published Hugging Face config.json
+(https://huggingface.co/<id>/blob/main/config.json) that the memory model reads,
+with their config.json names, so a catalog entry and a downloaded model go
+through the same parser (model_memory.ModelShape). ``params_b`` is the
+published total parameter count (model card), used by the unit tests to check
+the parameter accounting. To add a model: copy the fields from its config.json,
+add the published parameter count, and run the unit tests.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+
+_FP8_BLOCK = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+
+# DeepSeek-V3 / R1 (and their -0324 / -0528 updates): MLA + 256-expert MoE, FP8 block-quantized
+# checkpoint; embed_tokens, lm_head, norms and the MoE gate stay BF16. 671B without the MTP layer.
+_DEEPSEEK_V3 = {
+    "model_type": "deepseek_v3",
+    "hidden_size": 7168,
+    "intermediate_size": 18432,
+    "moe_intermediate_size": 2048,
+    "num_hidden_layers": 61,
+    "num_attention_heads": 128,
+    "num_key_value_heads": 128,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 8,
+    "first_k_dense_replace": 3,
+    "moe_layer_freq": 1,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "vocab_size": 129280,
+    "max_position_embeddings": 163840,
+    "tie_word_embeddings": False,
+    "topk_method": "noaux_tc",
+    "num_nextn_predict_layers": 1,
+    "torch_dtype": "bfloat16",
+    "quantization_config": _FP8_BLOCK,
+}
+
+_DEEPSEEK_V2_LITE = {
+    "model_type": "deepseek_v2",
+    "hidden_size": 2048,
+    "intermediate_size": 10944,
+    "moe_intermediate_size": 1408,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "n_routed_experts": 64,
+    "n_shared_experts": 2,
+    "num_experts_per_tok": 6,
+    "first_k_dense_replace": 1,
+    "moe_layer_freq": 1,
+    "q_lora_rank": None,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "vocab_size": 102400,
+    "max_position_embeddings": 163840,
+    "tie_word_embeddings": False,
+    "topk_method": "greedy",
+    "torch_dtype": "bfloat16",
+}
+
+_QWEN3_235B = {
+    "model_type": "qwen3_moe",
+    "hidden_size": 4096,
+    "intermediate_size": 12288,
+    "moe_intermediate_size": 1536,
+    "num_hidden_layers": 94,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 4,
+    "head_dim": 128,
+    "num_experts": 128,
+    "num_experts_per_tok": 8,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+    "vocab_size": 151936,
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "torch_dtype": "bfloat16",
+}
+
+_QWEN3_30B = {
+    "model_type": "qwen3_moe",
+    "hidden_size": 2048,
+    "intermediate_size": 6144,
+    "moe_intermediate_size": 768,
+    "num_hidden_layers": 48,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 4,
+    "head_dim": 128,
+    "num_experts": 128,
+    "num_experts_per_tok": 8,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+    "vocab_size": 151936,
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "torch_dtype": "bfloat16",
+}
+
+
+def _qwen2(hidden, layers, heads, kv_heads, intermediate, vocab, max_pos, tie=False):
+    return {
+        "model_type": "qwen2",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "intermediate_size": intermediate,
+        "vocab_size": vocab,
+        "max_position_embeddings": max_pos,
+        "tie_word_embeddings": tie,
+        "torch_dtype": "bfloat16",
+    }
+
+
+def _qwen3(hidden, layers, heads, kv_heads, intermediate, tie=False):
+    return {
+        "model_type": "qwen3",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "head_dim": 128,
+        "intermediate_size": intermediate,
+        "vocab_size": 151936,
+        "max_position_embeddings": 40960,
+        "tie_word_embeddings": tie,
+        "attention_bias": False,
+        "torch_dtype": "bfloat16",
+    }
+
+
+def _llama(hidden, layers, heads, kv_heads, intermediate):
+    return {
+        "model_type": "llama",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "intermediate_size": intermediate,
+        "vocab_size": 128256,
+        "max_position_embeddings": 131072,
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "torch_dtype": "bfloat16",
+    }
+
+
+def _with(base, **changes):
+    merged = dict(base)
+    merged.update(changes)
+    return merged
+
+
+_LLAMA31_8B = _llama(4096, 32, 32, 8, 14336)
+_LLAMA31_70B = _llama(8192, 80, 64, 8, 28672)
+_LLAMA31_405B = _llama(16384, 126, 128, 8, 53248)
+_QWEN25_72B = _qwen2(8192, 80, 64, 8, 29568, 152064, 32768)
+
+# id -> {"config": config.json fields, "params_b": published parameters (billions), "aliases": [...]}
+MODELS = {
+    "deepseek-ai/DeepSeek-R1": {"config": _DEEPSEEK_V3, "params_b": 671, "aliases": ["deepseek-r1"]},
+    "deepseek-ai/DeepSeek-R1-0528": {"config": _DEEPSEEK_V3, "params_b": 671},
+    "deepseek-ai/DeepSeek-V3": {"config": _DEEPSEEK_V3, "params_b": 671, "aliases": ["deepseek-v3"]},
+    "deepseek-ai/DeepSeek-V3-0324": {"config": _DEEPSEEK_V3, "params_b": 671},
+    "deepseek-ai/DeepSeek-V2-Lite-Chat": {
+        "config": _DEEPSEEK_V2_LITE,
+        "params_b": 15.7,
+        "aliases": ["deepseek-ai/DeepSeek-V2-Lite"],
+    },
+    # DeepSeek-R1 W8A8 (msModelSlim INT8 weights for Ascend, vllm-ascend `--quantization ascend`)
+    "vllm-ascend/DeepSeek-R1-W8A8": {
+        "config": _with(_DEEPSEEK_V3, quantization_config={"quant_method": "ascend"}),
+        "params_b": 671,
+    },
+    "Qwen/Qwen3-235B-A22B": {"config": _with(_QWEN3_235B, max_position_embeddings=40960), "params_b": 235},
+    "Qwen/Qwen3-235B-A22B-Instruct-2507": {
+        "config": _with(_QWEN3_235B, max_position_embeddings=262144),
+        "params_b": 235,
+        "aliases": ["qwen3-235b-a22b-instruct-2507"],
+    },
+    "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": {
+        "config": _with(_QWEN3_235B, max_position_embeddings=262144, quantization_config=_FP8_BLOCK),
+        "params_b": 235,
+    },
+    "Qwen/Qwen3-30B-A3B": {"config": _with(_QWEN3_30B, max_position_embeddings=40960), "params_b": 30.5},
+    "Qwen/Qwen3-30B-A3B-Instruct-2507": {"config": _with(_QWEN3_30B, max_position_embeddings=262144), "params_b": 30.5},
+    "Qwen/Qwen3-32B": {"config": _qwen3(5120, 64, 64, 8, 25600), "params_b": 32.8},
+    "Qwen/Qwen3-8B": {"config": _qwen3(4096, 36, 32, 8, 12288), "params_b": 8.2},
+    "Qwen/Qwen2.5-72B-Instruct": {"config": _QWEN25_72B, "params_b": 72.7},
+    "Qwen/Qwen2.5-7B-Instruct": {"config": _qwen2(3584, 28, 28, 4, 18944, 152064, 32768), "params_b": 7.61},
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": {
+        "config": _qwen2(1536, 28, 12, 2, 8960, 151936, 131072),
+        "params_b": 1.78,
+    },
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": {
+        "config": _qwen2(3584, 28, 28, 4, 18944, 152064, 131072),
+        "params_b": 7.62,
+    },
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": {
+        "config": _qwen2(5120, 48, 40, 8, 13824, 152064, 131072),
+        "params_b": 14.8,
+    },
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": {
+        "config": _qwen2(5120, 64, 40, 8, 27648, 152064, 131072),
+        "params_b": 32.8,
+    },
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": {"config": _LLAMA31_8B, "params_b": 8.03},
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B": {"config": _LLAMA31_70B, "params_b": 70.6},
+    "meta-llama/Llama-3.1-8B-Instruct": {"config": _LLAMA31_8B, "params_b": 8.03},
+    "meta-llama/Llama-3.1-70B-Instruct": {"config": _LLAMA31_70B, "params_b": 70.6},
+    "meta-llama/Llama-3.3-70B-Instruct": {"config": _LLAMA31_70B, "params_b": 70.6},
+    "meta-llama/Llama-3.1-405B-Instruct": {"config": _LLAMA31_405B, "params_b": 405.9},
+}
+
+
+def _lookup_table():
+    table = {}
+    for model_id, entry in MODELS.items():
+        names = [model_id, model_id.split("/", 1)[1]] + list(entry.get("aliases", []))
+        for name in names:
+            table[name.lower()] = model_id
+    return table
+
+
+_LOOKUP = _lookup_table()
+
+
+def resolve(model):
+    """Catalog id for ``model`` (case-insensitive, with or without the org prefix), or None."""
+    if not model:
+        return None
+    key = str(model).strip().lower()
+    if key in _LOOKUP:
+        return _LOOKUP[key]
+    if "/" in key:  # ModelScope mirrors use the same names under the same or another org
+        return _LOOKUP.get(key.split("/", 1)[1])
+    return None
+
+
+def get(model):
+    model_id = resolve(model)
+    if model_id is None:
+        raise LlmopsError(
+            "unknown model %r: not in the catalog and no model_path given. Known: %s. "
+            "Give model_path (a folder with config.json) for any other model." % (model, ", ".join(sorted(MODELS)))
+        )
+    return model_id, MODELS[model_id]

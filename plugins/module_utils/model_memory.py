@@ -1,0 +1,371 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Model shapes from a Hugging Face config.json, and the bytes they need.
+
+Everything here is arithmetic on the published architecture numbers:
+
+* parameters per component (embeddings, attention, dense MLP, routed and shared
+  experts, router, norms), so that each can be sharded the way SGLang/vLLM
+  shard it (see parallelism.py);
+* bytes per component for a serving dtype, keeping embeddings, lm_head, norms,
+  biases and MoE routers in bf16 the way FP8/INT8/INT4 checkpoints do;
+* KV-cache bytes per token: ``2 * kv_heads * head_dim`` per layer for MHA/GQA,
+  ``kv_lora_rank + qk_rope_head_dim`` per layer for MLA (DeepSeek V2/V3/R1).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+
+WEIGHT_DTYPES = ("auto", "bf16", "fp16", "fp8", "int8", "int4")
+KV_CACHE_DTYPES = ("auto", "bf16", "fp8")
+GIB = float(1 << 30)
+
+# Bytes per parameter of a quantized linear weight, scales included:
+# fp8 block quantization keeps one fp32 scale per 128x128 block (DeepSeek/Qwen FP8);
+# int8 (W8A8) one fp32 scale per output channel (~4/hidden bytes, added separately);
+# int4 (AWQ/GPTQ, group 128) packs 2 weights per byte plus an fp16 scale and a 4-bit zero per group.
+FP8_BLOCK_SCALE_BYTES = 4.0 / (128 * 128)
+INT4_BYTES = 0.5 + 2.5 / 128
+HALF_BYTES = 2.0
+
+REQUIRED_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+MLA_FIELDS = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+# Qwen2-family attention has q/k/v biases without a config flag for it.
+QKV_BIAS_MODEL_TYPES = ("qwen2", "qwen2_moe")
+
+
+def _int(cfg, key, default=0):
+    value = cfg.get(key)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise LlmopsError("config field %s=%r is not an integer" % (key, value))
+
+
+def _checkpoint_dtype(cfg):
+    """The dtype the checkpoint's linear weights are stored in, and its fp8 block size."""
+    quant = cfg.get("quantization_config") or {}
+    method = str(quant.get("quant_method") or "").lower()
+    if method == "fp8" or method == "fbgemm_fp8":
+        return "fp8", quant.get("weight_block_size")
+    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
+        return ("int4" if int(quant.get("bits", 4)) == 4 else "int8"), None
+    if method in ("w8a8_int8", "ascend", "bitsandbytes_8bit"):
+        return "int8", None
+    if method == "compressed-tensors":
+        bits = None
+        for group in (quant.get("config_groups") or {}).values():
+            weights = group.get("weights") or {}
+            bits = weights.get("num_bits", bits)
+            if weights.get("type") == "float" and bits == 8:
+                return "fp8", None
+        if bits == 4:
+            return "int4", None
+        if bits == 8:
+            return "int8", None
+    torch_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16").lower()
+    if "float16" in torch_dtype and "bfloat16" not in torch_dtype:
+        return "fp16", None
+    return "bf16", None
+
+
+class ModelShape:
+    """The architecture numbers the planner needs, parsed from one config.json."""
+
+    def __init__(self, config, name="model"):
+        if not isinstance(config, dict):
+            raise LlmopsError("config of %s is not a JSON object" % name)
+        cfg = dict(config)
+        if isinstance(cfg.get("text_config"), dict):  # multimodal wrappers keep the LM in text_config
+            text = dict(cfg["text_config"])
+            for key in ("quantization_config", "torch_dtype", "dtype"):
+                text.setdefault(key, cfg.get(key))
+            cfg = text
+        self.name = name
+        self.model_type = str(cfg.get("model_type") or "")
+        missing = [key for key in REQUIRED_FIELDS if cfg.get(key) in (None, "")]
+        self.n_experts = _int(cfg, "n_routed_experts") or _int(cfg, "num_experts") or _int(cfg, "num_local_experts")
+        self.is_mla = cfg.get("kv_lora_rank") not in (None, 0)
+        if self.is_mla:
+            missing += [key for key in MLA_FIELDS if cfg.get(key) in (None, "")]
+        if cfg.get("intermediate_size") in (None, "") and not (
+            self.n_experts and cfg.get("moe_intermediate_size") and not _int(cfg, "first_k_dense_replace")
+        ):
+            missing.append("intermediate_size")
+        if missing:
+            raise LlmopsError(
+                "config of %s lacks %s: a Hugging Face config.json of a decoder-only model is needed"
+                % (name, ", ".join(sorted(set(missing))))
+            )
+        self.hidden = _int(cfg, "hidden_size")
+        self.layers = _int(cfg, "num_hidden_layers")
+        self.heads = _int(cfg, "num_attention_heads")
+        self.kv_heads = _int(cfg, "num_key_value_heads", self.heads) or self.heads
+        self.head_dim = _int(cfg, "head_dim") or self.hidden // self.heads
+        self.vocab = _int(cfg, "vocab_size")
+        self.intermediate = _int(cfg, "intermediate_size")
+        self.tie_embeddings = bool(cfg.get("tie_word_embeddings", False))
+        self.max_context = _int(cfg, "max_position_embeddings", 4096)
+        self.q_lora_rank = _int(cfg, "q_lora_rank")
+        self.kv_lora_rank = _int(cfg, "kv_lora_rank")
+        self.qk_rope_head_dim = _int(cfg, "qk_rope_head_dim")
+        self.qk_nope_head_dim = _int(cfg, "qk_nope_head_dim")
+        self.v_head_dim = _int(cfg, "v_head_dim")
+        if self.is_mla:
+            self.kv_heads = self.heads  # MLA has no grouped KV heads
+            self.head_dim = self.qk_nope_head_dim + self.qk_rope_head_dim
+        self.experts_per_token = _int(cfg, "num_experts_per_tok")
+        self.moe_intermediate = _int(cfg, "moe_intermediate_size") or self.intermediate
+        self.n_shared_experts = _int(cfg, "n_shared_experts")
+        self.shared_expert_intermediate = _int(cfg, "shared_expert_intermediate_size")
+        self.first_k_dense = _int(cfg, "first_k_dense_replace")
+        self.moe_layer_freq = _int(cfg, "moe_layer_freq", 1) or 1
+        self.decoder_sparse_step = _int(cfg, "decoder_sparse_step", 1) or 1
+        self.mlp_only_layers = set(cfg.get("mlp_only_layers") or [])
+        self.router_bias = str(cfg.get("topk_method") or "") == "noaux_tc"
+        self.nextn_layers = _int(cfg, "num_nextn_predict_layers")
+        self.attention_bias = bool(cfg.get("attention_bias", self.model_type in QKV_BIAS_MODEL_TYPES))
+        self.qk_norm = self.model_type.startswith("qwen3")
+        self.checkpoint_dtype, block = _checkpoint_dtype(cfg)
+        self.fp8_block = list(block) if block else None
+        for key in ("hidden", "layers", "heads", "vocab"):
+            if getattr(self, key) <= 0:
+                raise LlmopsError("config of %s has a non-positive %s" % (name, key))
+        self.layer_kinds = [self._layer_kind(i) for i in range(self.layers)]
+        # prefix sums of MoE layers let a pipeline stage count its layer kinds in O(1)
+        self._moe_prefix = [0]
+        for kind in self.layer_kinds:
+            self._moe_prefix.append(self._moe_prefix[-1] + (kind == "moe"))
+
+    def _layer_kind(self, index):
+        if not self.n_experts:
+            return "dense"
+        if self.first_k_dense or self.moe_layer_freq > 1:  # DeepSeek rule
+            return "moe" if index >= self.first_k_dense and index % self.moe_layer_freq == 0 else "dense"
+        if index in self.mlp_only_layers or (index + 1) % self.decoder_sparse_step:  # Qwen-MoE rule
+            return "dense"
+        return "moe"
+
+    @property
+    def is_moe(self):
+        return bool(self.n_experts)
+
+    @property
+    def attention(self):
+        if self.is_mla:
+            return "mla"
+        return "mha" if self.kv_heads == self.heads else "gqa"
+
+    def moe_layers_in(self, start, stop):
+        return self._moe_prefix[stop] - self._moe_prefix[start]
+
+    def kv_elements_per_token_per_layer(self):
+        """KV-cache elements one token needs in one layer, unsharded."""
+        if self.is_mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_heads * self.head_dim
+
+    def kv_bytes_per_token(self, kv_bytes=2.0):
+        """One token, all layers, one replica, unsharded (what the engines allocate in total)."""
+        return int(self.layers * self.kv_elements_per_token_per_layer() * kv_bytes)
+
+    def kv_bytes_per_token_uncompressed(self, kv_bytes=2.0):
+        """MLA only: what a cache of decompressed K and V (Hugging Face transformers) would hold."""
+        if not self.is_mla:
+            return self.kv_bytes_per_token(kv_bytes)
+        per_layer = self.heads * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
+        return int(self.layers * per_layer * kv_bytes)
+
+    def parameter_counts(self):
+        """Parameters per component; layer entries are per layer of that kind."""
+        h = self.hidden
+        counts = {
+            "embed": self.vocab * h,
+            "lm_head": 0 if self.tie_embeddings else self.vocab * h,
+            "final_norm": h,
+        }
+        # attention: sharded by heads ("attn_heads"), GQA k/v by kv heads ("attn_kv"),
+        # replicated low-rank MLA down-projections ("attn_repl"), small non-quantized parts ("small")
+        if self.is_mla:
+            qk_head = self.qk_nope_head_dim + self.qk_rope_head_dim
+            if self.q_lora_rank:
+                attn_repl = h * self.q_lora_rank
+                attn_heads = self.q_lora_rank * self.heads * qk_head
+                small = self.q_lora_rank
+            else:
+                attn_repl, attn_heads, small = 0, h * self.heads * qk_head, 0
+            attn_repl += h * (self.kv_lora_rank + self.qk_rope_head_dim)
+            attn_heads += self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim)
+            attn_heads += self.heads * self.v_head_dim * h
+            small += self.kv_lora_rank
+            attn_kv = 0
+        else:
+            attn_heads = 2 * h * self.heads * self.head_dim
+            attn_kv = 2 * h * self.kv_heads * self.head_dim
+            attn_repl = 0
+            small = 0
+            if self.attention_bias:
+                small += (self.heads + 2 * self.kv_heads) * self.head_dim
+            if self.qk_norm:
+                small += 2 * self.head_dim
+        small += 2 * h  # input and post-attention RMSNorm
+        common = {"attn_heads": attn_heads, "attn_kv": attn_kv, "attn_repl": attn_repl, "small": small}
+        dense = dict(common, mlp=3 * h * self.intermediate, experts=0, router=0)
+        counts["dense"] = dense
+        if self.is_moe:
+            shared = 3 * h * self.moe_intermediate * self.n_shared_experts
+            router = self.n_experts * h + (self.n_experts if self.router_bias else 0)
+            if self.shared_expert_intermediate:
+                shared += 3 * h * self.shared_expert_intermediate
+                router += h  # shared_expert_gate
+            counts["moe"] = dict(
+                common, mlp=shared, experts=3 * h * self.moe_intermediate * self.n_experts, router=router
+            )
+        return counts
+
+    def total_parameters(self):
+        if getattr(self, "_total_parameters", None) is not None:
+            return self._total_parameters
+        counts = self.parameter_counts()
+        total = counts["embed"] + counts["lm_head"] + counts["final_norm"]
+        for kind in self.layer_kinds:
+            total += sum(counts[kind].values())
+        self._total_parameters = total
+        return total
+
+    def to_dict(self):
+        facts = {
+            "name": self.name,
+            "model_type": self.model_type,
+            "attention": self.attention,
+            "layers": self.layers,
+            "hidden_size": self.hidden,
+            "attention_heads": self.heads,
+            "kv_heads": self.kv_heads,
+            "head_dim": self.head_dim,
+            "vocab_size": self.vocab,
+            "max_context_length": self.max_context,
+            "checkpoint_dtype": self.checkpoint_dtype,
+            "parameters": self.total_parameters(),
+        }
+        if self.is_mla:
+            facts.update(
+                kv_lora_rank=self.kv_lora_rank, qk_rope_head_dim=self.qk_rope_head_dim, q_lora_rank=self.q_lora_rank
+            )
+        if self.is_moe:
+            facts.update(
+                experts=self.n_experts, experts_per_token=self.experts_per_token, moe_layers=self._moe_prefix[-1]
+            )
+        return facts
+
+
+def quantized_param_bytes(dtype, hidden):
+    """Bytes per parameter of a linear weight stored in ``dtype``, scales included."""
+    if dtype == "fp8":
+        return 1.0 + FP8_BLOCK_SCALE_BYTES
+    if dtype == "int8":
+        return 1.0 + 4.0 / hidden
+    if dtype == "int4":
+        return INT4_BYTES
+    return HALF_BYTES
+
+
+def component_bytes(shape, weight_dtype):
+    """Bytes per component for ``weight_dtype``.
+
+    Linear weights take the quantized size; embeddings, lm_head, norms, biases and
+    routers stay 16-bit in FP8/INT8/INT4 checkpoints (DeepSeek-V3 FP8, Qwen3 FP8,
+    AWQ/GPTQ and W8A8 all keep them unquantized).
+    """
+    linear = quantized_param_bytes(weight_dtype, shape.hidden)
+    counts = shape.parameter_counts()
+    result = {
+        "embed": counts["embed"] * HALF_BYTES,
+        "lm_head": counts["lm_head"] * HALF_BYTES,
+        "final_norm": counts["final_norm"] * HALF_BYTES,
+    }
+    for kind in ("dense", "moe"):
+        if kind not in counts:
+            continue
+        layer = counts[kind]
+        result[kind] = {
+            "attn_heads": layer["attn_heads"] * linear,
+            "attn_kv": layer["attn_kv"] * linear,
+            "attn_repl": layer["attn_repl"] * linear,
+            "mlp": layer["mlp"] * linear,
+            "experts": layer["experts"] * linear,
+            "small": layer["small"] * HALF_BYTES,
+            "router": layer["router"] * HALF_BYTES,
+        }
+    return result
+
+
+def total_weight_bytes(shape, weight_dtype):
+    parts = component_bytes(shape, weight_dtype)
+    total = parts["embed"] + parts["lm_head"] + parts["final_norm"]
+    moe_layers = shape.moe_layers_in(0, shape.layers)
+    total += (shape.layers - moe_layers) * sum(parts["dense"].values())
+    if moe_layers:
+        total += moe_layers * sum(parts["moe"].values())
+    return total
+
+
+_LAYER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def read_model_dir(model_path):
+    """Read config.json and, when present, the checkpoint's exact size.
+
+    Returns ``(config, checkpoint_bytes, extra_layers)``: checkpoint_bytes from
+    ``model.safetensors.index.json`` (metadata.total_size) or a single
+    ``model.safetensors``; extra_layers counts layers the index holds beyond
+    num_hidden_layers (DeepSeek's MTP layer, not loaded for plain serving).
+    """
+    path = os.path.expanduser(str(model_path))
+    if os.path.isdir(path):
+        folder, config_file = path, os.path.join(path, "config.json")
+    else:
+        folder, config_file = os.path.dirname(path) or ".", path
+    if not os.path.isfile(config_file):
+        raise LlmopsError("model_path %s has no config.json (looked for %s)" % (model_path, config_file))
+    try:
+        with open(config_file) as handle:
+            config = json.load(handle)
+    except ValueError as exc:
+        raise LlmopsError("%s is not valid JSON: %s" % (config_file, exc))
+    checkpoint_bytes, extra_layers = None, 0
+    index_file = os.path.join(folder, "model.safetensors.index.json")
+    single_file = os.path.join(folder, "model.safetensors")
+    if os.path.isfile(index_file):
+        try:
+            with open(index_file) as handle:
+                index = json.load(handle)
+        except ValueError as exc:
+            raise LlmopsError("%s is not valid JSON: %s" % (index_file, exc))
+        total = (index.get("metadata") or {}).get("total_size")
+        if total:
+            checkpoint_bytes = int(total)
+        layers = int((config.get("text_config") or config).get("num_hidden_layers") or 0)
+        seen = set()
+        for key in index.get("weight_map") or {}:
+            match = _LAYER_KEY.search(key)
+            if match:
+                seen.add(int(match.group(1)))
+        extra_layers = len([i for i in seen if layers and i >= layers])
+    elif os.path.isfile(single_file):
+        checkpoint_bytes = os.path.getsize(single_file)
+    return config, checkpoint_bytes, extra_layers
+
+
+def to_gib(value):
+    return value / GIB

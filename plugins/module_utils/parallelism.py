@@ -1,0 +1,698 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Parallelism planner: does a model fit, with which TP/PP/DP/EP, and with which engine flags.
+
+``plan(request)`` takes the module's arguments as a dict and returns the
+``plan`` dict (see plugins/modules/parallelism_plan.py for the contract).
+Bad input raises LlmopsError; a plan that does not fit returns fits=False
+with the reasons in GiB and accelerators, including the smallest cluster that
+would fit. The memory model is documented in docs/parallelism_plan.md.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+
+from ansible_collections.llmops.inference.plugins.module_utils import accelerator_catalog, model_catalog
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.inference.plugins.module_utils.model_memory import (
+    GIB,
+    KV_CACHE_DTYPES,
+    WEIGHT_DTYPES,
+    ModelShape,
+    component_bytes,
+    read_model_dir,
+    total_weight_bytes,
+)
+
+ENGINES = ("sglang", "vllm")
+# vLLM's gpu_memory_utilization also covers activations (profiled peak), CUDA graphs and
+# NCCL buffers; SGLang's mem_fraction_static covers only weights + KV pool.
+VLLM_RUNTIME_RESERVE_GIB = 2.0
+VLLM_DEFAULT_MEMORY_FRACTION = 0.9
+MIN_CONTEXT = 4096
+MAX_SEARCH_NODES = 64
+DEFAULT_ACCELERATORS_PER_NODE = 8
+
+_SHAPES = {}
+_PARTS = {}
+_CANDIDATES = {}
+
+
+def sglang_default_memory_fraction(tensor_parallel):
+    """SGLang's mem_fraction_static default by TP size (ServerArgs; the seed log shows 0.81 at TP8)."""
+    if tensor_parallel >= 16:
+        return 0.79
+    if tensor_parallel >= 8:
+        return 0.81
+    if tensor_parallel >= 4:
+        return 0.85
+    if tensor_parallel >= 2:
+        return 0.87
+    return 0.88
+
+
+class _Context:
+    """Everything fixed for one request: model, dtypes, hardware, engine."""
+
+    def __init__(self, request):
+        self.request = request
+        self.warnings = []
+        self._load_model(request)
+        self._load_hardware(request)
+        self._resolve_dtypes(request)
+        self.engine = request["engine"]
+        self.fraction_override = request.get("memory_fraction")
+        shape = self.shape
+        self.kv_per_layer_elements = shape.kv_elements_per_token_per_layer()
+        self.reserve = VLLM_RUNTIME_RESERVE_GIB * GIB if self.engine == "vllm" else 0.0
+
+    def _load_model(self, request):
+        model, model_path = request.get("model"), request.get("model_path")
+        self.checkpoint_bytes, self.extra_layers = None, 0
+        if model_path:
+            config, self.checkpoint_bytes, self.extra_layers = read_model_dir(model_path)
+            self.model_id = model or str(model_path)
+            self.shape = ModelShape(config, name=self.model_id)
+            self.shape_key = None
+            self.weights_source = "safetensors index" if self.checkpoint_bytes else "config.json"
+        elif model:
+            self.model_id, entry = model_catalog.get(model)
+            if self.model_id not in _SHAPES:
+                _SHAPES[self.model_id] = ModelShape(entry["config"], name=self.model_id)
+            self.shape = _SHAPES[self.model_id]
+            self.shape_key = self.model_id
+            self.weights_source = "catalog"
+        else:
+            raise LlmopsError("give model (a catalog id) or model_path (a folder with config.json)")
+
+    def _load_hardware(self, request):
+        name, memory_gib = request.get("accelerator"), request.get("accelerator_memory_gib")
+        if name:
+            self.accelerator = accelerator_catalog.get(name)
+        elif memory_gib:
+            self.accelerator = {
+                "id": "custom-%sG" % memory_gib,
+                "vendor": "nvidia",
+                "arch": "unknown",
+                "fp8": True,
+                "link": None,
+                "link_gbps": None,
+            }
+        else:
+            raise LlmopsError("give accelerator (a catalog id) or accelerator_memory_gib")
+        if memory_gib is not None:
+            if memory_gib <= 0:
+                raise LlmopsError("accelerator_memory_gib must be positive, got %s" % memory_gib)
+            self.accelerator["memory_gib"] = float(memory_gib)
+        self.memory_bytes = self.accelerator["memory_gib"] * GIB
+        per_node = request.get("accelerators_per_node")
+        self.per_node = DEFAULT_ACCELERATORS_PER_NODE if per_node is None else int(per_node)
+        self.nodes = 1 if request.get("nodes") is None else int(request["nodes"])
+        if self.per_node < 1 or self.nodes < 1:
+            raise LlmopsError(
+                "no accelerators to plan for: accelerators_per_node=%s, nodes=%s (both must be at least 1)"
+                % (self.per_node, self.nodes)
+            )
+        intra = request.get("intra_node_link") or self.accelerator.get("link") or "pcie"
+        if intra == "nvlink" and self.accelerator.get("link") in ("pcie", "hccs"):
+            raise LlmopsError(
+                "%s has no NVLink (its intra-node link is %s)" % (self.accelerator["id"], self.accelerator["link"])
+            )
+        self.intra_link = intra
+        self.inter_link = request.get("inter_node_link")
+        if self.nodes > 1 and not self.inter_link:
+            self.warnings.append(
+                "inter_node_link not given: assuming tcp, so tensor parallel stays inside a node; "
+                "set ib or roce to allow TP across nodes"
+            )
+            self.inter_link = "tcp"
+        self.is_ascend = self.accelerator.get("arch") == "ascend"
+
+    def _resolve_dtypes(self, request):
+        shape, acc = self.shape, self.accelerator
+        wanted = request.get("weight_dtype") or "auto"
+        checkpoint = shape.checkpoint_dtype
+        dtype = checkpoint if wanted == "auto" else wanted
+        if dtype == "fp8" and self.is_ascend:
+            if wanted == "fp8":
+                raise LlmopsError("%s has no FP8 support: use weight_dtype bf16 or int8 (W8A8)" % acc["id"])
+            self.warnings.append(
+                "%s cannot run the FP8 checkpoint: planned with BF16 weights (convert with "
+                "fp8_cast_bf16.py) - INT8 W8A8 weights (weight_dtype int8) need half of that" % acc["id"]
+            )
+            dtype = "bf16"
+        if dtype == "fp8" and not acc.get("fp8", True):
+            self.warnings.append(
+                "%s (%s) has no FP8 tensor cores: FP8 weights run through weight-only (W8A16) kernels where the "
+                "engine has them (vLLM Marlin); SGLang's guidance for A100/A800 is BF16 or INT8 weights"
+                % (acc["id"], acc.get("arch"))
+            )
+        self.online_fp8 = dtype == "fp8" and checkpoint != "fp8"
+        if dtype in ("int8", "int4") and checkpoint != dtype:
+            self.warnings.append(
+                "weight_dtype %s needs a pre-quantized checkpoint (%s); %s is %s"
+                % (dtype, "AWQ/GPTQ" if dtype == "int4" else "W8A8", self.model_id, checkpoint)
+            )
+        if dtype in ("bf16", "fp16") and checkpoint in ("fp8", "int8", "int4"):
+            self.warnings.append(
+                "weight_dtype %s needs a dequantized %s checkpoint; %s ships %s"
+                % (dtype, dtype, self.model_id, checkpoint)
+            )
+        self.weight_dtype = dtype
+        kv = request.get("kv_cache_dtype") or "auto"
+        if kv == "fp8" and self.is_ascend:
+            raise LlmopsError("%s has no FP8 KV cache: use kv_cache_dtype auto or bf16" % acc["id"])
+        self.kv_cache_dtype = "fp16" if kv == "auto" and dtype == "fp16" else ("bf16" if kv == "auto" else kv)
+        self.kv_bytes = 1.0 if kv == "fp8" else 2.0
+        # block-quantized FP8 keeps its block shape: every TP shard of a quantized matrix must be whole blocks
+        self.block_n = shape.fp8_block[0] if (dtype == "fp8" and checkpoint == "fp8" and shape.fp8_block) else 0
+        key = (self.shape_key, dtype)
+        if self.shape_key is not None and key in _PARTS:
+            self.parts, self.scale = _PARTS[key]
+            return
+        self.parts = component_bytes(shape, dtype)
+        self.scale = 1.0
+        if self.checkpoint_bytes and dtype == checkpoint:
+            computed = total_weight_bytes(shape, dtype)
+            extra = 0.0
+            if self.extra_layers:  # MTP layers are in the checkpoint but not loaded for serving
+                last = self.parts[shape.layer_kinds[-1]]
+                extra = self.extra_layers * (sum(last.values()) + 2 * shape.hidden * shape.hidden)
+            self.scale = max(self.checkpoint_bytes - extra, 1.0) / computed
+        if self.shape_key is not None:
+            _PARTS[key] = (self.parts, self.scale)
+
+    def weights_total(self):
+        """Weight bytes of one replica."""
+        if not hasattr(self, "_weights_total"):
+            self._weights_total = total_weight_bytes(self.shape, self.weight_dtype) * self.scale
+        return self._weights_total
+
+    # --- layouts -------------------------------------------------------------------------------
+
+    def memory_fraction(self, tp):
+        if self.fraction_override is not None:
+            return self.fraction_override
+        if self.engine == "sglang":
+            return sglang_default_memory_fraction(tp)
+        return VLLM_DEFAULT_MEMORY_FRACTION
+
+    def moe_split(self, tp, dp, ep):
+        """(GPUs the routed experts are spread over, TP size inside each expert)."""
+        group = tp * dp if self.engine == "vllm" else tp  # vLLM's MoE layers span all DP ranks
+        return group, (1 if self.engine == "vllm" and ep > 1 else group // ep)
+
+    def illegal(self, tp, pp, dp=1, adp=1, ep=1, max_nodes=None):
+        """Why a layout cannot run, or None."""
+        shape, per_node = self.shape, self.per_node
+        max_gpus = per_node * (max_nodes or self.nodes)
+        if tp < 1 or pp < 1 or dp < 1 or adp < 1 or ep < 1:
+            return "parallel sizes must be at least 1"
+        if shape.heads % tp:
+            legal = [d for d in range(1, shape.heads + 1) if shape.heads % d == 0]
+            return "tensor_parallel=%d does not divide the %d attention heads of %s (legal: %s)" % (
+                tp,
+                shape.heads,
+                self.model_id,
+                ", ".join(str(d) for d in legal if d <= 128),
+            )
+        kv = shape.kv_heads
+        if (tp <= kv and kv % tp) or (tp > kv and tp % kv):
+            return (
+                "tensor_parallel=%d does not split the %d KV heads of %s evenly (TP must divide them, or be "
+                "a multiple of them)" % (tp, kv, self.model_id)
+            )
+        if pp > shape.layers:
+            return "pipeline_parallel=%d exceeds the %d layers of %s" % (pp, shape.layers, self.model_id)
+        instance = tp * pp
+        total = instance * dp
+        if total > max_gpus:
+            return "the layout needs %d accelerators (TP %d x PP %d x DP %d), %d nodes x %d give %d" % (
+                total,
+                tp,
+                pp,
+                dp,
+                max_gpus // per_node,
+                per_node,
+                max_gpus,
+            )
+        if total > per_node and total % per_node:
+            return "a layout across nodes must use whole nodes: %d accelerators is not a multiple of %d per node" % (
+                total,
+                per_node,
+            )
+        if instance > per_node and per_node % tp and tp % per_node:
+            return "TP %d does not line up with %d accelerators per node" % (tp, per_node)
+        if tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
+            return (
+                "tensor_parallel=%d spans nodes, which needs an ib or roce inter-node link (have %s); use "
+                "pipeline_parallel across nodes instead" % (tp, self.inter_link)
+            )
+        if adp > 1:
+            if self.engine != "sglang":
+                return (
+                    "attention_data_parallel is SGLang's --enable-dp-attention; with vLLM use data_parallel "
+                    "with expert_parallel for MoE models"
+                )
+            if tp % adp:
+                return "attention_data_parallel=%d must divide tensor_parallel=%d" % (adp, tp)
+            if dp > 1:
+                return "SGLang uses --dp-size for either replicas or DP attention, not both"
+        if ep > 1:
+            if not shape.is_moe:
+                return "expert_parallel=%d needs a MoE model; %s is dense" % (ep, self.model_id)
+            if shape.n_experts % ep:
+                return "expert_parallel=%d does not divide the %d experts" % (ep, shape.n_experts)
+            if self.engine == "vllm" and ep != tp * dp:
+                return (
+                    "vLLM sets the expert-parallel size to tensor_parallel x data_parallel (= %d): set "
+                    "expert_parallel to %d or 1" % (tp * dp, tp * dp)
+                )
+            if self.engine == "sglang" and tp % ep:
+                return "expert_parallel=%d must divide tensor_parallel=%d in SGLang" % (ep, tp)
+        if self.block_n:
+            has_dense = shape.moe_layers_in(0, shape.layers) < shape.layers
+            if has_dense and (shape.intermediate % tp or (shape.intermediate // tp) % self.block_n):
+                return (
+                    "tensor_parallel=%d splits the FP8 MLP (intermediate %d) into shards that are not whole "
+                    "%d-wide quantization blocks" % (tp, shape.intermediate, self.block_n)
+                )
+            if shape.is_moe:
+                moe_tp = self.moe_split(tp, dp, ep)[1]
+                if (shape.moe_intermediate // moe_tp) % self.block_n:
+                    return (
+                        "TP %d splits each FP8 expert (intermediate %d) into shards that are not whole %d-wide "
+                        "quantization blocks; use expert_parallel" % (moe_tp, shape.moe_intermediate, self.block_n)
+                    )
+        return None
+
+    def evaluate(self, tp, pp, dp=1, adp=1, ep=1):
+        """Weights (bytes, heaviest stage) and KV tokens one attention domain holds."""
+        shape, parts = self.shape, self.parts
+        attn_tp = tp // adp
+        moe_group, _ = self.moe_split(tp, dp, ep)
+        kv_share = 1.0 / min(attn_tp, shape.kv_heads)
+
+        def layer_bytes(layer):
+            return (
+                layer["attn_heads"] / attn_tp
+                + layer["attn_kv"] * kv_share
+                + layer["attn_repl"]
+                + layer["small"]
+                + layer["router"]
+                + layer["mlp"] / tp
+                + layer["experts"] / moe_group
+            )
+
+        dense = layer_bytes(parts["dense"])
+        moe = layer_bytes(parts["moe"]) if "moe" in parts else 0.0
+        if shape.is_mla:
+            kv_layer = self.kv_per_layer_elements * self.kv_bytes  # the latent is replicated on every TP rank
+        else:
+            kv_layer = 2 * shape.head_dim * max(1, shape.kv_heads // attn_tp) * self.kv_bytes
+        usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve
+        worst_weights, tokens = 0.0, None
+        base, extra = divmod(shape.layers, pp)
+        start = 0
+        for stage in range(pp):
+            stop = start + base + (1 if stage < extra else 0)
+            n_moe = shape.moe_layers_in(start, stop)
+            weights = (stop - start - n_moe) * dense + n_moe * moe
+            if stage == 0:
+                weights += parts["embed"] / tp
+            if stage == pp - 1:
+                weights += parts["lm_head"] / tp + parts["final_norm"]
+                if shape.tie_embeddings and pp > 1:
+                    weights += parts["embed"] / tp
+            weights *= self.scale
+            worst_weights = max(worst_weights, weights)
+            stage_tokens = int(max(usable - weights, 0.0) // (kv_layer * (stop - start)))
+            tokens = stage_tokens if tokens is None else min(tokens, stage_tokens)
+            start = stop
+        return worst_weights, tokens, usable
+
+    def candidates(self, nodes, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
+        """Legal (tp, pp) pairs, most preferred first: fewest accelerators, then the engine's preferred split."""
+        key = None
+        if self.shape_key is not None:  # catalog models: the answer depends only on these
+            key = (
+                self.shape_key,
+                self.block_n,
+                self.per_node,
+                nodes,
+                self.inter_link,
+                self.engine,
+                tp_only,
+                pp_only,
+                gpus_only,
+                fixed,
+            )
+            if key in _CANDIDATES:
+                return _CANDIDATES[key]
+        per_node = self.per_node
+        max_gpus = per_node * nodes
+        fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
+        dp, adp, ep_fixed = fixed or (1, 1, None)
+        found = []
+        tps = (
+            [tp_only]
+            if tp_only
+            else [d for d in range(1, min(self.shape.heads, max_gpus) + 1) if self.shape.heads % d == 0]
+        )
+        for tp in tps:
+            pps = [pp_only] if pp_only else range(1, max_gpus // (tp * dp) + 1)
+            for pp in pps:
+                gpus = tp * pp * dp
+                if (gpus_only and gpus != gpus_only) or (gpus > per_node and gpus % per_node):
+                    continue
+                ep = ep_fixed if ep_fixed is not None else self._auto_ep(tp, dp)
+                if self.illegal(tp, pp, dp, adp, ep, max_nodes=nodes):
+                    continue
+                if gpus <= per_node:
+                    preference = pp
+                elif self.engine == "sglang" and fast:
+                    preference = pp  # SGLang guidance: --tp 16 --nnodes 2
+                else:
+                    preference = (abs(tp - per_node), pp)  # TP inside a node, PP across nodes
+                found.append((gpus, preference, tp, pp))
+        found.sort(key=lambda item: (item[0], item[1]))
+        result = [(tp, pp) for _, _, tp, pp in found]
+        if key is not None:
+            _CANDIDATES[key] = result
+        return result
+
+    def _auto_ep(self, tp, dp):
+        """EP=1 (experts TP-split) unless TP-splitting breaks FP8 quantization blocks."""
+        shape = self.shape
+        if not shape.is_moe or not self.block_n:
+            return 1
+        group = tp * dp if self.engine == "vllm" else tp
+        if (shape.moe_intermediate // group) % self.block_n == 0 and shape.moe_intermediate % group == 0:
+            return 1
+        return group if shape.n_experts % group == 0 else 1
+
+
+def _validate(request):
+    engine = request.get("engine") or "sglang"
+    if engine not in ENGINES:
+        raise LlmopsError("engine must be one of %s, got %r" % (", ".join(ENGINES), engine))
+    request["engine"] = engine
+    fraction = request.get("memory_fraction")
+    if fraction is not None and not 0.0 < float(fraction) <= 1.0:
+        raise LlmopsError("memory_fraction must be in (0, 1], got %s" % fraction)
+    if (request.get("weight_dtype") or "auto") not in WEIGHT_DTYPES:
+        raise LlmopsError("weight_dtype must be one of %s" % ", ".join(WEIGHT_DTYPES))
+    if (request.get("kv_cache_dtype") or "auto") not in KV_CACHE_DTYPES:
+        raise LlmopsError("kv_cache_dtype must be one of %s" % ", ".join(KV_CACHE_DTYPES))
+    context = request.get("context_length")
+    if context is not None and int(context) < 1:
+        raise LlmopsError("context_length must be at least 1, got %s" % context)
+    for key in ("intra_node_link", "inter_node_link"):
+        if request.get(key) and request[key] not in accelerator_catalog.LINKS:
+            raise LlmopsError("%s must be one of %s" % (key, ", ".join(accelerator_catalog.LINKS)))
+    for key in ("tensor_parallel", "pipeline_parallel", "data_parallel", "expert_parallel", "attention_data_parallel"):
+        if request.get(key) is not None and int(request[key]) < 1:
+            raise LlmopsError("%s must be at least 1, got %s" % (key, request[key]))
+
+
+def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
+    """First legal layout holding ``target`` tokens; else the first holding ``floor``; else None.
+
+    ``fixed`` is (dp, adp, ep or None) when data/attention/expert parallel were given.
+    """
+    dp, adp, ep_fixed = fixed or (1, 1, None)
+    fallback = None
+    for tp, pp in ctx.candidates(nodes, tp_only, pp_only, gpus_only, fixed):
+        ep = ep_fixed if ep_fixed is not None else ctx._auto_ep(tp, dp)
+        weights, tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+        if weights > usable:
+            continue
+        if tokens >= target:
+            return (tp, pp), True
+        if fallback is None and floor is not None and tokens >= floor:
+            fallback = (tp, pp)
+    return fallback, False
+
+
+def _smallest_cluster(ctx, target):
+    """Smallest number of whole nodes (beyond the given ones) whose best layout fits ``target`` tokens."""
+    weights_total = ctx.weights_total()
+    per_gpu = ctx.memory_bytes * ctx.memory_fraction(ctx.per_node * ctx.nodes) - ctx.reserve
+    lower = int(math.ceil(weights_total / max(per_gpu, 1.0) / ctx.per_node)) if per_gpu > 0 else MAX_SEARCH_NODES
+    for nodes in range(max(ctx.nodes + 1, lower), MAX_SEARCH_NODES + 1):
+        found, ok = _search(ctx, nodes, target, None, gpus_only=nodes * ctx.per_node)
+        if ok:
+            return nodes, found
+    return None, None
+
+
+def _fmt(value):
+    return ("%.1f" % value) if value < 100 else ("%.0f" % value)
+
+
+def plan(request):
+    """Plan one served model. ``request`` holds the module's arguments (missing keys take defaults)."""
+    request = dict(request)
+    _validate(request)
+    ctx = _Context(request)
+    shape = ctx.shape
+    warnings = ctx.warnings
+    explicit_context = request.get("context_length")
+    model_max = shape.max_context
+    if explicit_context and int(explicit_context) > model_max:
+        warnings.append(
+            "context_length %s exceeds the model's max_position_embeddings %d: the engines refuse it "
+            "unless rope scaling is configured" % (explicit_context, model_max)
+        )
+    target = int(explicit_context) if explicit_context else model_max
+    floor = None if explicit_context else min(MIN_CONTEXT, model_max)
+
+    tp_o, pp_o = request.get("tensor_parallel"), request.get("pipeline_parallel")
+    dp_o, ep_o = request.get("data_parallel"), request.get("expert_parallel")
+    adp_o = request.get("attention_data_parallel")
+    overridden = any(v is not None for v in (tp_o, pp_o, dp_o, ep_o, adp_o))
+    fixed = (dp_o or 1, adp_o or 1, ep_o) if overridden else None
+    if overridden and not ctx.candidates(ctx.nodes, tp_o, pp_o, fixed=fixed):
+        probe_tp, probe_pp, probe_dp = tp_o or 1, pp_o or 1, dp_o or 1
+        probe_ep = ep_o if ep_o is not None else ctx._auto_ep(probe_tp, probe_dp)
+        raise LlmopsError(
+            ctx.illegal(probe_tp, probe_pp, probe_dp, adp_o or 1, probe_ep)
+            or "no legal layout with tensor_parallel=%s, pipeline_parallel=%s, data_parallel=%s" % (tp_o, pp_o, dp_o)
+        )
+    chosen, meets_target = _search(ctx, ctx.nodes, target, floor, tp_o, pp_o, fixed=fixed)
+
+    reasons = []
+    if chosen is None:
+        legal = ctx.candidates(ctx.nodes, tp_o, pp_o, fixed=fixed)
+        most = max(tp * pp for tp, pp in legal)
+        # the largest legal layout (the engine's preferred split of it) shows how far off the request is
+        chosen = [(tp, pp) for tp, pp in legal if tp * pp == most][0]
+    tp, pp = chosen
+    instance = tp * pp
+    adp = adp_o or 1
+    if dp_o:
+        dp = dp_o
+    elif adp > 1 or instance > ctx.per_node:
+        dp = 1
+    else:
+        dp = max(1, ctx.per_node // instance)
+    ep = ep_o if ep_o is not None else ctx._auto_ep(tp, dp)
+    if ep > 1 and ep_o is None:
+        warnings.append(
+            "expert parallel %d enabled: splitting each FP8 expert by TP would break its 128-wide "
+            "quantization blocks" % ep
+        )
+    reason = ctx.illegal(tp, pp, dp, adp, ep)
+    if reason:
+        if overridden:
+            raise LlmopsError(reason)
+        dp, ep = 1, ctx._auto_ep(tp, 1)
+        reason = ctx.illegal(tp, pp, dp, adp, ep)
+        if reason:
+            raise LlmopsError(reason)
+    weights, tokens_per_domain, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+    fraction = ctx.memory_fraction(tp)
+    accelerators_used = instance * dp
+    nodes_used = max(1, int(math.ceil(accelerators_used / float(ctx.per_node))))
+    weights_fit = weights <= usable
+    limit = max(model_max, int(explicit_context or 0))
+    max_context = min(tokens_per_domain, limit) if weights_fit else 0
+    fits = weights_fit and (tokens_per_domain >= target if explicit_context else tokens_per_domain >= floor)
+    engine_context = int(explicit_context) if explicit_context else max(1, max_context)
+    if fits and not explicit_context and not meets_target and max_context < model_max:
+        warnings.append(
+            "the KV cache holds %d tokens per sequence, less than the model's %d: context capped at %d"
+            % (tokens_per_domain, model_max, max_context)
+        )
+
+    if not fits:
+        per_gpu_gib = usable / GIB
+        weights_total = ctx.weights_total() / GIB
+        nodes_needed, layout = _smallest_cluster(ctx, target if explicit_context else floor)
+        if nodes_needed:
+            smallest = "smallest fit: %d nodes x %d %s (TP %d, PP %d)" % (
+                nodes_needed,
+                ctx.per_node,
+                ctx.accelerator["id"],
+                layout[0],
+                layout[1],
+            )
+        else:
+            smallest = "no fit within %d nodes of %d %s" % (MAX_SEARCH_NODES, ctx.per_node, ctx.accelerator["id"])
+        available = ctx.per_node * ctx.nodes
+        if not weights_fit:
+            reasons.append(
+                "needs %s GiB for weights (%s), %d x %s give %s GiB usable (memory fraction %.2f); %s"
+                % (
+                    _fmt(weights_total),
+                    ctx.weight_dtype,
+                    available,
+                    ctx.accelerator["id"],
+                    _fmt(available * per_gpu_gib),
+                    fraction,
+                    smallest,
+                )
+            )
+        else:
+            reasons.append(
+                "weights fit with TP %d x PP %d (%s GiB per accelerator) but the KV cache holds %d tokens per "
+                "sequence and context_length %d needs more; %s%s"
+                % (
+                    tp,
+                    pp,
+                    _fmt(weights / GIB),
+                    tokens_per_domain,
+                    target,
+                    smallest,
+                    "" if ctx.kv_bytes == 1.0 or ctx.is_ascend else " (or kv_cache_dtype fp8)",
+                )
+            )
+    if tp > 1 and ctx.intra_link == "pcie" and instance <= ctx.per_node:
+        warnings.append("%s has no NVLink: tensor-parallel all-reduce runs over PCIe" % ctx.accelerator["id"])
+
+    layout = {
+        "tp": tp,
+        "pp": pp,
+        "dp": dp,
+        "adp": adp,
+        "ep": ep,
+        "nodes": nodes_used,
+        "fraction": fraction,
+        "context": engine_context,
+    }
+    return {
+        "fits": bool(fits),
+        "engine": ctx.engine,
+        "tensor_parallel": tp,
+        "pipeline_parallel": pp,
+        "data_parallel": dp,
+        "attention_data_parallel": adp,
+        "expert_parallel": ep,
+        "nodes": nodes_used,
+        "accelerators_per_node": min(accelerators_used, ctx.per_node),
+        "accelerators_used": accelerators_used,
+        "weights_gib_per_accelerator": round(weights / GIB, 2),
+        "weights_gib_total": round(ctx.weights_total() / GIB, 2),
+        "weights_source": ctx.weights_source,
+        "weight_dtype": ctx.weight_dtype,
+        "kv_cache_dtype": ctx.kv_cache_dtype,
+        "kv_bytes_per_token": shape.kv_bytes_per_token(ctx.kv_bytes),
+        "kv_cache_tokens": tokens_per_domain * adp,
+        "max_context_length": max_context,
+        "context_length": engine_context,
+        "max_concurrent_sequences": dp * adp * (tokens_per_domain // engine_context) if weights_fit else 0,
+        "memory_fraction": fraction,
+        "engine_args": engine_args(ctx, layout),
+        "multi_node": multi_node(ctx, layout),
+        "model": dict(shape.to_dict(), id=ctx.model_id),
+        "accelerator": {
+            "id": ctx.accelerator["id"],
+            "memory_gib": round(ctx.accelerator["memory_gib"], 2),
+            "fp8": bool(ctx.accelerator.get("fp8")),
+            "intra_node_link": ctx.intra_link,
+            "inter_node_link": ctx.inter_link if nodes_used > 1 else None,
+        },
+        "warnings": warnings,
+        "reasons": reasons,
+    }
+
+
+def engine_args(ctx, layout):
+    """Flags common to every node of the deployment (see the module docs for what roles add per node)."""
+    tp, pp, dp, adp, ep = layout["tp"], layout["pp"], layout["dp"], layout["adp"], layout["ep"]
+    fraction = "%.2f" % layout["fraction"]
+    if ctx.engine == "sglang":
+        args = ["--tp-size", str(tp)]
+        if pp > 1:
+            args += ["--pp-size", str(pp)]
+        if adp > 1:
+            args += ["--dp-size", str(adp), "--enable-dp-attention"]
+        elif dp > 1:
+            args += ["--dp-size", str(dp)]
+        if ep > 1:
+            args += ["--ep-size", str(ep)]
+        if layout["nodes"] > 1:
+            args += ["--nnodes", str(layout["nodes"])]
+        args += ["--mem-fraction-static", fraction, "--context-length", str(layout["context"])]
+        if ctx.kv_bytes == 1.0:
+            args += ["--kv-cache-dtype", "fp8_e4m3"]
+        if ctx.is_ascend:
+            args += ["--device", "npu", "--attention-backend", "ascend"]
+        if ctx.online_fp8:
+            args += ["--quantization", "fp8"]
+        elif ctx.is_ascend and ctx.weight_dtype == "int8":
+            args += ["--quantization", "w8a8_int8"]
+    else:
+        args = ["--tensor-parallel-size", str(tp)]
+        if pp > 1:
+            args += ["--pipeline-parallel-size", str(pp)]
+        if dp > 1:
+            args += ["--data-parallel-size", str(dp)]
+        if ep > 1:
+            args += ["--enable-expert-parallel"]
+        if tp * pp > ctx.per_node:
+            args += ["--distributed-executor-backend", "ray"]
+        args += ["--gpu-memory-utilization", fraction, "--max-model-len", str(layout["context"])]
+        if ctx.kv_bytes == 1.0:
+            args += ["--kv-cache-dtype", "fp8"]
+        if ctx.online_fp8:
+            args += ["--quantization", "fp8"]
+        elif ctx.is_ascend and ctx.weight_dtype == "int8":
+            args += ["--quantization", "ascend"]
+    if ctx.weight_dtype == "fp16" and ctx.shape.checkpoint_dtype != "fp16":
+        args += ["--dtype", "float16"]
+    return args
+
+
+def multi_node(ctx, layout):
+    """How the nodes of a multi-node plan start: the launcher and the flags each node adds itself."""
+    nodes = layout["nodes"]
+    if nodes <= 1:
+        return {"required": False, "launcher": None, "per_node_args": []}
+    if ctx.engine == "sglang":
+        return {
+            "required": True,
+            "launcher": "sglang",
+            "per_node_args": ["--dist-init-addr", "<leader-address>:<port>", "--node-rank", "<node-rank>"],
+        }
+    if layout["tp"] * layout["pp"] > ctx.per_node:
+        return {"required": True, "launcher": "ray", "per_node_args": []}
+    local = layout["dp"] // nodes
+    return {
+        "required": True,
+        "launcher": "vllm-data-parallel",
+        "per_node_args": [
+            "--data-parallel-size-local",
+            str(local),
+            "--data-parallel-address",
+            "<leader-address>",
+            "--data-parallel-rpc-port",
+            "<port>",
+            "--data-parallel-start-rank",
+            "<node-rank x %d>" % local,
+        ],
+    }
