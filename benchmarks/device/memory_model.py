@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: llmops.inference contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -94,8 +93,7 @@ def cache_tensors(cache):
                 if tensor is not None:
                     yield tensor
     else:
-        for tensor in list(getattr(cache, "key_cache", [])) + list(getattr(cache, "value_cache", [])):
-            yield tensor
+        yield from list(getattr(cache, "key_cache", [])) + list(getattr(cache, "value_cache", []))
 
 
 def measure(case, quick, tokens, transformers, torch, model_catalog, model_memory):

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.llmops.inference.plugins.module_utils import addons
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -18,13 +19,14 @@ def _wrap(function):
             return function(*args, **kwargs)
         except LlmopsError as error:
             raise AnsibleFilterError(error.message)
+
     return wrapped
 
 
 def addon_release(addon, version, allow_unknown=False, chart_version=""):
     """{version, chart, chart_version, known, ...} of a catalog version (images left out)."""
     info = addons.resolve_version(addon, version, allow_unknown=allow_unknown, chart_version=chart_version)
-    return dict((key, value) for key, value in info.items() if key != "images")
+    return {key: value for key, value in info.items() if key != "images"}
 
 
 def addon_chart_ref(source, chart, version, repo_url="", oci_ref="", archive=""):

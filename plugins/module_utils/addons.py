@@ -60,12 +60,20 @@ def _gpu_operator_images(version):
         # Up to v25.10: Kata manager and the operator's init container; no DRA driver, no Kata sandbox plugin.
         for path in ("draDriver.repository", "kataSandboxDevicePlugin.repository"):
             del images[path]
-        images.update({"kataManager.repository": "nvcr.io/nvidia/cloud-native",
-                       "operator.initContainer.repository": "nvcr.io/nvidia",
-                       "vfioManager.repository": "nvcr.io/nvidia"})
+        images.update(
+            {
+                "kataManager.repository": "nvcr.io/nvidia/cloud-native",
+                "operator.initContainer.repository": "nvcr.io/nvidia",
+                "vfioManager.repository": "nvcr.io/nvidia",
+            }
+        )
     if version == "v24":
-        images.update({"validator.repository": "nvcr.io/nvidia/cloud-native",
-                       "nodeStatusExporter.repository": "nvcr.io/nvidia/cloud-native"})
+        images.update(
+            {
+                "validator.repository": "nvcr.io/nvidia/cloud-native",
+                "nodeStatusExporter.repository": "nvcr.io/nvidia/cloud-native",
+            }
+        )
     return [("repository", path, default) for path, default in sorted(images.items())]
 
 
@@ -121,10 +129,14 @@ CATALOG = {
     "node_feature_discovery": {
         "chart": "node-feature-discovery",
         "versions": {
-            "v0.19.0": {"chart_version": "0.19.0", "images": _repos(
-                [("image.repository", "registry.k8s.io/nfd/node-feature-discovery")])},
-            "v0.17.3": {"chart_version": "0.17.3", "images": _repos(
-                [("image.repository", "registry.k8s.io/nfd/node-feature-discovery")])},
+            "v0.19.0": {
+                "chart_version": "0.19.0",
+                "images": _repos([("image.repository", "registry.k8s.io/nfd/node-feature-discovery")]),
+            },
+            "v0.17.3": {
+                "chart_version": "0.17.3",
+                "images": _repos([("image.repository", "registry.k8s.io/nfd/node-feature-discovery")]),
+            },
         },
         "settings": {
             "master_replicas": ("master.replicaCount", None),
@@ -136,8 +148,7 @@ CATALOG = {
     "volcano": {
         "chart": "volcano",
         "versions": {
-            "v1.15.1": {"chart_version": "1.15.1", "images": _registries(
-                [("basic.image_registry", "docker.io")])},
+            "v1.15.1": {"chart_version": "1.15.1", "images": _registries([("basic.image_registry", "docker.io")])},
             "v1.9.0": {"chart_version": "1.9.0", "images": _repos(_VOLCANO_NAMES)},
         },
         "settings": {
@@ -150,13 +161,23 @@ CATALOG = {
     "leaderworkerset": {
         "chart": "lws",
         "versions": {
-            "v0.10.0": {"chart_version": "0.10.0", "images": _repos(
-                [("image.manager.repository", "registry.k8s.io/lws/lws")])},
-            "v0.7.0": {"chart_version": "0.7.0", "images": _repos(
-                [("image.manager.repository", "registry.k8s.io/lws/lws")])},
-            "v0.5.1": {"chart_version": "0.5.1", "images": _repos(
-                [("image.manager.repository", "gcr.io/k8s-staging-lws/lws"),
-                 ("image.kubeRbacProxy.repository", "gcr.io/kubebuilder/kube-rbac-proxy")])},
+            "v0.10.0": {
+                "chart_version": "0.10.0",
+                "images": _repos([("image.manager.repository", "registry.k8s.io/lws/lws")]),
+            },
+            "v0.7.0": {
+                "chart_version": "0.7.0",
+                "images": _repos([("image.manager.repository", "registry.k8s.io/lws/lws")]),
+            },
+            "v0.5.1": {
+                "chart_version": "0.5.1",
+                "images": _repos(
+                    [
+                        ("image.manager.repository", "gcr.io/k8s-staging-lws/lws"),
+                        ("image.kubeRbacProxy.repository", "gcr.io/kubebuilder/kube-rbac-proxy"),
+                    ]
+                ),
+            },
         },
         "settings": {
             "replicas": ("replicaCount", None),
@@ -245,18 +266,32 @@ def resolve_version(addon, version, allow_unknown=False, chart_version=""):
     versions = entry["versions"]
     if normalized in versions:
         info = versions[normalized]
-        return {"addon": addon, "version": normalized, "chart": entry["chart"],
-                "chart_version": chart_version or info["chart_version"], "images": info["images"], "known": True}
+        return {
+            "addon": addon,
+            "version": normalized,
+            "chart": entry["chart"],
+            "chart_version": chart_version or info["chart_version"],
+            "images": info["images"],
+            "known": True,
+        }
     if not allow_unknown:
         raise LlmopsError(
             "%s version %s is not one this collection knows (known: %s). Pick a known version, or set "
             "%s_allow_unknown_version: true to use it with the chart layout of the nearest older known "
-            "version (check the image keys in docs/addons.md)." % (addon, version, ", ".join(known_versions(addon)), addon))
+            "version (check the image keys in docs/addons.md)."
+            % (addon, version, ", ".join(known_versions(addon)), addon)
+        )
     older = [known for known in known_versions(addon) if parse_version(known) < parsed]
     base = older[0] if older else known_versions(addon)[-1]
-    return {"addon": addon, "version": normalized, "chart": entry["chart"],
-            "chart_version": chart_version or normalized.lstrip("v"), "images": versions[base]["images"],
-            "known": False, "layout_of": base}
+    return {
+        "addon": addon,
+        "version": normalized,
+        "chart": entry["chart"],
+        "chart_version": chart_version or normalized.lstrip("v"),
+        "images": versions[base]["images"],
+        "known": False,
+        "layout_of": base,
+    }
 
 
 def _set_path(values, path, value):
@@ -323,14 +358,17 @@ def build_values(addon, version, settings=None, extra_values=None, mirror="", al
     values = {}
     for name, value in (settings or {}).items():
         if name not in entry["settings"]:
-            raise LlmopsError("%s has no setting %r; known settings: %s"
-                              % (addon, name, ", ".join(sorted(entry["settings"]))))
+            raise LlmopsError(
+                "%s has no setting %r; known settings: %s" % (addon, name, ", ".join(sorted(entry["settings"])))
+            )
         if value is None or value == "":
             continue
         path, minimum = entry["settings"][name]
         if minimum and compare_versions(info["version"], minimum) < 0:
-            raise LlmopsError("%s_%s needs %s %s or newer (this is %s); unset it or pick a newer version"
-                              % (addon, name, addon, minimum, info["version"]))
+            raise LlmopsError(
+                "%s_%s needs %s %s or newer (this is %s); unset it or pick a newer version"
+                % (addon, name, addon, minimum, info["version"])
+            )
         _set_path(values, path, value)
     if extra_values and not isinstance(extra_values, dict):
         raise LlmopsError("%s_values must be a mapping of Helm values, got %r" % (addon, extra_values))
@@ -370,18 +408,24 @@ def chart_reference(source, chart, version, repo_url="", oci_ref="", archive="")
     """
     if source == "repo":
         if not repo_url:
-            raise LlmopsError("chart source is 'repo' but no repository URL is set for %s; set the role's "
-                              "*_chart_repo_url, or llmops_chart_source: local with *_chart_archive" % chart)
+            raise LlmopsError(
+                "chart source is 'repo' but no repository URL is set for %s; set the role's "
+                "*_chart_repo_url, or llmops_chart_source: local with *_chart_archive" % chart
+            )
         return {"chart_ref": chart, "chart_repo_url": repo_url, "chart_version": version, "local": False}
     if source == "oci":
         if not oci_ref or not str(oci_ref).startswith("oci://"):
-            raise LlmopsError("chart source is 'oci' but the OCI reference for %s is %r; set the role's "
-                              "*_chart_oci_ref to oci://registry/path/%s" % (chart, oci_ref, chart))
+            raise LlmopsError(
+                "chart source is 'oci' but the OCI reference for %s is %r; set the role's "
+                "*_chart_oci_ref to oci://registry/path/%s" % (chart, oci_ref, chart)
+            )
         return {"chart_ref": oci_ref, "chart_repo_url": None, "chart_version": version, "local": False}
     if source == "local":
         if not archive:
-            raise LlmopsError("chart source is 'local' but no chart archive is set for %s; set the role's "
-                              "*_chart_archive to the path of %s-<version>.tgz" % (chart, chart))
+            raise LlmopsError(
+                "chart source is 'local' but no chart archive is set for %s; set the role's "
+                "*_chart_archive to the path of %s-<version>.tgz" % (chart, chart)
+            )
         return {"chart_ref": archive, "chart_repo_url": None, "chart_version": None, "local": True}
     raise LlmopsError("llmops_chart_source must be repo, oci or local, got %r" % (source,))
 
@@ -415,14 +459,16 @@ def lws_upgrade_plan(installed_version, target_version, crd=None, policy="safe")
     if not installed_version:
         message = "no LWS release installed: install %s" % target_version
         if crd and not annotations.get("meta.helm.sh/release-name"):
-            message += ("; the CRD %s already exists and is not owned by Helm (installed from manifests.yaml?)"
-                        % LWS_CRD_NAME)
+            message += (
+                "; the CRD %s already exists and is not owned by Helm (installed from manifests.yaml?)" % LWS_CRD_NAME
+            )
             if not target_uses_crds_dir:
                 raise LlmopsError(
                     "LWS chart %s renders the CRD from templates/ but %s already exists outside Helm "
                     "(installed from manifests.yaml?); Helm would refuse to take it over. Remove the old "
                     "install (kubectl delete -f manifests.yaml keeps nothing) or pick LWS >= %s, whose chart "
-                    "leaves an existing CRD alone." % (target_version, LWS_CRD_NAME, LWS_CRD_LEAVES_RELEASE))
+                    "leaves an existing CRD alone." % (target_version, LWS_CRD_NAME, LWS_CRD_LEAVES_RELEASE)
+                )
         return {"action": "install", "annotate_keep": False, "apply_crds": False, "message": message}
     installed = parse_version(installed_version)
     installed_in_templates = installed < boundary
@@ -430,29 +476,46 @@ def lws_upgrade_plan(installed_version, target_version, crd=None, policy="safe")
         raise LlmopsError(
             "refusing to downgrade LWS from %s to %s: the older chart renders the CRD from templates/ and "
             "Helm would fight over (or later delete) the CRD that holds every LeaderWorkerSet"
-            % (installed_version, target_version))
+            % (installed_version, target_version)
+        )
     if installed_in_templates and target_uses_crds_dir:
         if kept:
-            return {"action": "upgrade", "annotate_keep": False, "apply_crds": True,
-                    "message": "LWS %s -> %s crosses the CRD move; the CRD already carries %s=keep, so Helm "
-                               "keeps it; applying the new CRDs, then upgrading"
-                               % (installed_version, target_version, KEEP_ANNOTATION)}
+            return {
+                "action": "upgrade",
+                "annotate_keep": False,
+                "apply_crds": True,
+                "message": "LWS %s -> %s crosses the CRD move; the CRD already carries %s=keep, so Helm "
+                "keeps it; applying the new CRDs, then upgrading"
+                % (installed_version, target_version, KEEP_ANNOTATION),
+            }
         if policy == "refuse":
             raise LlmopsError(
                 "refusing to upgrade LWS %s -> %s: this chart upgrade would delete the CRD %s and every "
                 "LeaderWorkerSet with it (kubernetes-sigs/lws#880). Run `kubectl annotate crd %s %s=keep "
                 "--overwrite` first, or set leaderworkerset_crd_upgrade_policy: safe to let the role do it."
-                % (installed_version, target_version, LWS_CRD_NAME, LWS_CRD_NAME, KEEP_ANNOTATION))
-        return {"action": "safe_upgrade", "annotate_keep": True, "apply_crds": True,
-                "message": "LWS %s -> %s crosses the CRD move (templates/ -> crds/): taking the safe path: "
-                           "annotating the CRD %s=keep so Helm does not delete it, applying the new CRDs "
-                           "server-side, then upgrading the release"
-                           % (installed_version, target_version, KEEP_ANNOTATION)}
-    return {"action": "upgrade", "annotate_keep": False, "apply_crds": target_uses_crds_dir,
-            "message": "LWS %s -> %s: %s" % (
-                installed_version, target_version,
-                "applying the chart's CRDs first (Helm never updates crds/), then upgrading" if target_uses_crds_dir
-                else "the CRD stays in the release's templates; plain upgrade")}
+                % (installed_version, target_version, LWS_CRD_NAME, LWS_CRD_NAME, KEEP_ANNOTATION)
+            )
+        return {
+            "action": "safe_upgrade",
+            "annotate_keep": True,
+            "apply_crds": True,
+            "message": "LWS %s -> %s crosses the CRD move (templates/ -> crds/): taking the safe path: "
+            "annotating the CRD %s=keep so Helm does not delete it, applying the new CRDs "
+            "server-side, then upgrading the release" % (installed_version, target_version, KEEP_ANNOTATION),
+        }
+    return {
+        "action": "upgrade",
+        "annotate_keep": False,
+        "apply_crds": target_uses_crds_dir,
+        "message": "LWS %s -> %s: %s"
+        % (
+            installed_version,
+            target_version,
+            "applying the chart's CRDs first (Helm never updates crds/), then upgrading"
+            if target_uses_crds_dir
+            else "the CRD stays in the release's templates; plain upgrade",
+        ),
+    }
 
 
 _SELECTOR_RE = re.compile(r"^(?P<key>[^\[]+)\[(?P<field>[^=\]]+)=(?P<value>[^\]]*)\]$")
@@ -473,8 +536,11 @@ def field_at(obj, path, default=None):
         if match:
             if not isinstance(node, list):
                 return default
-            wanted = [item for item in node
-                      if isinstance(item, dict) and str(item.get(match.group("field"))) == match.group("value")]
+            wanted = [
+                item
+                for item in node
+                if isinstance(item, dict) and str(item.get(match.group("field"))) == match.group("value")
+            ]
             if not wanted:
                 return default
             node = wanted[0]

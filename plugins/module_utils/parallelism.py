@@ -294,7 +294,7 @@ class _Context:
         """Weights (bytes, heaviest stage) and KV tokens one attention domain holds."""
         shape, parts = self.shape, self.parts
         attn_tp = tp // adp
-        moe_group, _ = self.moe_split(tp, dp, ep)
+        moe_group, _unused = self.moe_split(tp, dp, ep)
         kv_share = 1.0 / min(attn_tp, shape.kv_heads)
 
         def layer_bytes(layer):
@@ -380,7 +380,7 @@ class _Context:
                     preference = (abs(tp - per_node), pp)  # TP inside a node, PP across nodes
                 found.append((gpus, preference, tp, pp))
         found.sort(key=lambda item: (item[0], item[1]))
-        result = [(tp, pp) for _, _, tp, pp in found]
+        result = [(tp, pp) for _gpus, _preference, tp, pp in found]
         if key is not None:
             _CANDIDATES[key] = result
         return result

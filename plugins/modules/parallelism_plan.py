@@ -28,7 +28,7 @@ description:
     node adds the C(--data-parallel-*) flags of C(multi_node.per_node_args). Model path, host, port,
     served model name and API key are the serving role's to add.
 author:
-  - llmops.inference contributors
+  - llmops.inference maintainers (@llmops)
 options:
   model:
     description:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: llmops.inference contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -6,8 +5,9 @@
 
 Usage: values_keys.py VALUES_YAML CHART VERSION SOURCE > tests/unit/fixtures/addons/<chart>-<version>.keys.yaml
 
-Only key names and the upstream defaults of the image registry/repository keys are recorded (no upstream code). A path ends in ``{}`` when
-the upstream default is an empty map (nodeSelector, annotations...): any key below it is accepted.
+Only key names and the upstream defaults of the image registry/repository keys are recorded (no
+upstream code). A path ends in ``{}`` when the upstream default is an empty map (nodeSelector,
+annotations...): any key below it is accepted.
 """
 
 import re
@@ -49,8 +49,13 @@ def main():
         values = yaml.safe_load(handle) or {}
     keys = []
     walk(values, "", keys)
-    doc = {"chart": chart, "version": version, "source": source, "images": dict(sorted(image_defaults(values).items())),
-           "keys": sorted(set(keys))}
+    doc = {
+        "chart": chart,
+        "version": version,
+        "source": source,
+        "images": dict(sorted(image_defaults(values).items())),
+        "keys": sorted(set(keys)),
+    }
     yaml.safe_dump(doc, sys.stdout, default_flow_style=False, sort_keys=False, width=200)
 
 

@@ -17,14 +17,17 @@ import yaml
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.dirname(sys.executable)
 PLAYBOOK = os.path.join(ROOT, "playbooks", "cluster_addons.yml")
-INVENTORY = """all:
+INVENTORY = (
+    """all:
   children:
     k8s_control:
       hosts:
         localhost:
           ansible_connection: local
           ansible_python_interpreter: %s
-""" % sys.executable
+"""
+    % sys.executable
+)
 
 
 def run_playbook(tmp_path, *extra):
@@ -35,10 +38,22 @@ def run_playbook(tmp_path, *extra):
     if not os.path.exists(link):
         os.makedirs(os.path.dirname(link), exist_ok=True)
         os.symlink(ROOT, link)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_NOCOLOR="1")
-    command = [os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), PLAYBOOK,
-               "-e", "llmops_apply_mode=render", "-e", "llmops_render_dir=%s" % (tmp_path / "rendered")] + list(extra)
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=collections,
+        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    command = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        str(inventory),
+        PLAYBOOK,
+        "-e",
+        "llmops_apply_mode=render",
+        "-e",
+        "llmops_render_dir=%s" % (tmp_path / "rendered"),
+    ] + list(extra)
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -51,9 +66,16 @@ def load(path):
 def rendered(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("render")
     result = run_playbook(
-        tmp_path, "-e", "kuberay_enabled=true", "-e", "hami_enabled=true",
-        "-e", "llmops_registry_mirror=harbor.local:5000/proxy",
-        "-e", '{"gpu_operator_cluster_policy_patch": {"mig": {"strategy": "mixed"}}, "hami_gpu_nodes": ["gpu-1"]}')
+        tmp_path,
+        "-e",
+        "kuberay_enabled=true",
+        "-e",
+        "hami_enabled=true",
+        "-e",
+        "llmops_registry_mirror=harbor.local:5000/proxy",
+        "-e",
+        '{"gpu_operator_cluster_policy_patch": {"mig": {"strategy": "mixed"}}, "hami_gpu_nodes": ["gpu-1"]}',
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return tmp_path / "rendered", result.stdout
 
@@ -89,8 +111,17 @@ def test_render_mode_says_when_only_values_were_written(rendered):
 
 
 def test_seed_versions_render(tmp_path):
-    result = run_playbook(tmp_path, "-e", "gpu_operator_version=v24.9.1", "-e", "volcano_version=v1.9.0",
-                          "-e", "leaderworkerset_version=v0.5.1", "--tags", "gpu_operator,volcano,leaderworkerset")
+    result = run_playbook(
+        tmp_path,
+        "-e",
+        "gpu_operator_version=v24.9.1",
+        "-e",
+        "volcano_version=v1.9.0",
+        "-e",
+        "leaderworkerset_version=v0.5.1",
+        "--tags",
+        "gpu_operator,volcano,leaderworkerset",
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert load(tmp_path / "rendered" / "volcano" / "values-volcano.yaml")["basic"]["image_tag_version"] == "v1.9.0"
 
@@ -104,7 +135,9 @@ def test_unknown_version_stops_before_anything(tmp_path):
 
 
 def test_missing_chart_source_stops_before_anything(tmp_path):
-    result = run_playbook(tmp_path, "-e", "llmops_chart_source=local", "--tags", "kuberay", "-e", "kuberay_enabled=true")
+    result = run_playbook(
+        tmp_path, "-e", "llmops_chart_source=local", "--tags", "kuberay", "-e", "kuberay_enabled=true"
+    )
     assert result.returncode != 0
     assert "no chart archive is set for kuberay-operator" in result.stdout
     assert not (tmp_path / "rendered" / "kuberay").exists()

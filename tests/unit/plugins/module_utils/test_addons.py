@@ -10,6 +10,7 @@ import os
 
 import pytest
 import yaml
+
 from ansible_collections.llmops.inference.plugins.module_utils import addons
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -31,10 +32,18 @@ NOT_MIRRORED = {
 
 # ---- versions -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("left,right,expected", [
-    ("v0.5.1", "0.5.1", 0), ("v0.7.0", "v0.8.0", -1), ("24.9.1", "v24.10.0", -1),
-    ("v26.7.0", "v25.10.1", 1), ("v1.10.0", "v1.9.9", 1), ("v0.8.0-rc.1", "v0.8.0", 0),
-])
+
+@pytest.mark.parametrize(
+    "left,right,expected",
+    [
+        ("v0.5.1", "0.5.1", 0),
+        ("v0.7.0", "v0.8.0", -1),
+        ("24.9.1", "v24.10.0", -1),
+        ("v26.7.0", "v25.10.1", 1),
+        ("v1.10.0", "v1.9.9", 1),
+        ("v0.8.0-rc.1", "v0.8.0", 0),
+    ],
+)
 def test_compare_versions(left, right, expected):
     assert addons.compare_versions(left, right) == expected
 
@@ -70,22 +79,30 @@ def test_seed_versions_are_known():
 
 # ---- chart sources ---------------------------------------------------------------------------------
 
+
 def test_chart_reference_repo_oci_local():
     repo = addons.chart_reference("repo", "volcano", "1.9.0", repo_url="https://volcano-sh.github.io/helm-charts")
-    assert repo == {"chart_ref": "volcano", "chart_repo_url": "https://volcano-sh.github.io/helm-charts",
-                    "chart_version": "1.9.0", "local": False}
+    assert repo == {
+        "chart_ref": "volcano",
+        "chart_repo_url": "https://volcano-sh.github.io/helm-charts",
+        "chart_version": "1.9.0",
+        "local": False,
+    }
     oci = addons.chart_reference("oci", "lws", "0.10.0", oci_ref="oci://registry.k8s.io/lws/charts/lws")
     assert oci["chart_ref"] == "oci://registry.k8s.io/lws/charts/lws" and oci["chart_repo_url"] is None
     local = addons.chart_reference("local", "hami", "2.10.0", archive="/srv/charts/hami-2.10.0.tgz")
     assert local["local"] and local["chart_version"] is None
 
 
-@pytest.mark.parametrize("source,kwargs,words", [
-    ("repo", {}, "no repository URL"),
-    ("oci", {"oci_ref": "registry.k8s.io/lws"}, "oci://"),
-    ("local", {}, "no chart archive"),
-    ("git", {}, "repo, oci or local"),
-])
+@pytest.mark.parametrize(
+    "source,kwargs,words",
+    [
+        ("repo", {}, "no repository URL"),
+        ("oci", {"oci_ref": "registry.k8s.io/lws"}, "oci://"),
+        ("local", {}, "no chart archive"),
+        ("git", {}, "repo, oci or local"),
+    ],
+)
 def test_chart_reference_missing_source_says_what_to_set(source, kwargs, words):
     with pytest.raises(LlmopsError, match=words):
         addons.chart_reference(source, "lws", "0.10.0", **kwargs)
@@ -93,16 +110,25 @@ def test_chart_reference_missing_source_says_what_to_set(source, kwargs, words):
 
 # ---- values and mirror -------------------------------------------------------------------------------
 
+
 def test_build_values_maps_settings_and_skips_unset():
-    values = addons.build_values("gpu_operator", "v24.9.1", {
-        "driver_enabled": False, "toolkit_enabled": True, "mig_strategy": "single", "driver_version": ""})
+    values = addons.build_values(
+        "gpu_operator",
+        "v24.9.1",
+        {"driver_enabled": False, "toolkit_enabled": True, "mig_strategy": "single", "driver_version": ""},
+    )
     assert values == {"driver": {"enabled": False}, "toolkit": {"enabled": True}, "mig": {"strategy": "single"}}
 
 
 def test_build_values_mirror_keeps_repository_path():
-    values = addons.build_values("gpu_operator", "v24.9.1", {"driver_enabled": False}, mirror="harbor.local:5000/proxy/")
-    assert values["driver"] == {"enabled": False, "repository": "harbor.local:5000/proxy/nvidia",
-                                "manager": {"repository": "harbor.local:5000/proxy/nvidia/cloud-native"}}
+    values = addons.build_values(
+        "gpu_operator", "v24.9.1", {"driver_enabled": False}, mirror="harbor.local:5000/proxy/"
+    )
+    assert values["driver"] == {
+        "enabled": False,
+        "repository": "harbor.local:5000/proxy/nvidia",
+        "manager": {"repository": "harbor.local:5000/proxy/nvidia/cloud-native"},
+    }
     assert values["toolkit"]["repository"] == "harbor.local:5000/proxy/nvidia/k8s"
     assert "repository" not in values.get("vgpuManager", {})
 
@@ -112,8 +138,9 @@ def test_build_values_mirror_registry_style_and_user_repository():
     assert hami["scheduler"]["kubeScheduler"]["image"]["registry"] == "mirror.example:5000"
     volcano_old = addons.build_values("volcano", "v1.9.0", {}, mirror="mirror.example:5000")
     assert volcano_old["basic"]["scheduler_image_name"] == "mirror.example:5000/volcanosh/vc-scheduler"
-    kuberay = addons.build_values("kuberay", "v1.7.0", {}, {"image": {"repository": "quay.io/myorg/operator"}},
-                                  mirror="m.local")
+    kuberay = addons.build_values(
+        "kuberay", "v1.7.0", {}, {"image": {"repository": "quay.io/myorg/operator"}}, mirror="m.local"
+    )
     assert kuberay["image"]["repository"] == "m.local/myorg/operator"
 
 
@@ -122,8 +149,9 @@ def test_build_values_without_mirror_passes_no_image_keys():
 
 
 def test_extra_values_win_over_settings():
-    values = addons.build_values("volcano", "v1.15.1", {"scheduler_replicas": 1},
-                                 {"custom": {"scheduler_replicas": 3, "metrics_enable": True}})
+    values = addons.build_values(
+        "volcano", "v1.15.1", {"scheduler_replicas": 1}, {"custom": {"scheduler_replicas": 3, "metrics_enable": True}}
+    )
     assert values["custom"] == {"scheduler_replicas": 3, "metrics_enable": True}
 
 
@@ -144,8 +172,12 @@ def test_mirror_url_is_refused():
 
 # ---- the catalog against the upstream charts -------------------------------------------------------------
 
-CATALOG_VERSIONS = [(addon, version) for addon, entry in sorted(addons.CATALOG.items()) if entry["chart"]
-                    for version in sorted(entry["versions"])]
+CATALOG_VERSIONS = [
+    (addon, version)
+    for addon, entry in sorted(addons.CATALOG.items())
+    if entry["chart"]
+    for version in sorted(entry["versions"])
+]
 
 
 @pytest.mark.parametrize("addon,version", CATALOG_VERSIONS)
@@ -158,8 +190,11 @@ def test_catalog_image_keys_match_upstream(addon, version):
     for path, default in ours.items():
         assert path in upstream, "%s %s: %s is not an image key of the upstream chart" % (addon, version, path)
         assert upstream[path] == default, "%s %s: upstream default of %s is %r" % (addon, version, path, upstream[path])
-    registry_parents = {path.rsplit(".", 1)[0] for style, path, _d in addons.CATALOG[addon]["versions"][version]["images"]
-                        if style == "registry"}
+    registry_parents = {
+        path.rsplit(".", 1)[0]
+        for style, path, _d in addons.CATALOG[addon]["versions"][version]["images"]
+        if style == "registry"
+    }
     for path in upstream:
         parent = path.rsplit(".", 1)[0] if "." in path else ""
         covered = path in ours or path in NOT_MIRRORED or parent in registry_parents
@@ -172,8 +207,9 @@ def test_every_setting_key_exists_upstream(addon, version):
     for name, (path, minimum) in addons.CATALOG[addon]["settings"].items():
         if minimum and addons.compare_versions(version, minimum) < 0:
             continue
-        assert not addons.unknown_keys(_nested(path), fixture["keys"]), \
+        assert not addons.unknown_keys(_nested(path), fixture["keys"]), (
             "%s %s: setting %s maps to %s, which the upstream chart does not have" % (addon, version, name, path)
+        )
 
 
 def _nested(path):
@@ -217,8 +253,9 @@ def test_role_default_values_match_upstream_keys(role):
             if minimum and addons.compare_versions(version, minimum) < 0:
                 value = None
             resolved[name] = value
-        values = addons.build_values(role, version, resolved, defaults.get("%s_values" % role) or {},
-                                     mirror="mirror.example:5000")
+        values = addons.build_values(
+            role, version, resolved, defaults.get("%s_values" % role) or {}, mirror="mirror.example:5000"
+        )
         fixture = load_fixture(addons.CATALOG[role]["chart"], version)
         assert addons.unknown_keys(values, fixture["keys"]) == [], "%s %s" % (role, version)
 
@@ -232,6 +269,7 @@ def test_fixtures_name_their_source():
 
 
 # ---- LWS upgrade guard ----------------------------------------------------------------------------------
+
 
 def _crd(annotations=None):
     return {"metadata": {"name": addons.LWS_CRD_NAME, "annotations": annotations or {}}}
@@ -291,9 +329,13 @@ def test_lws_bad_policy():
 
 # ---- status fields ----------------------------------------------------------------------------------
 
+
 def test_field_at_reads_state_and_conditions():
-    crd = {"status": {"conditions": [{"type": "NamesAccepted", "status": "True"},
-                                     {"type": "Established", "status": "True"}]}}
+    crd = {
+        "status": {
+            "conditions": [{"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]
+        }
+    }
     assert addons.field_at(crd, "status.conditions[type=Established].status") == "True"
     assert addons.field_at(crd, "status.conditions[type=Missing].status") is None
     assert addons.field_at({"status": {"state": "ready"}}, "status.state") == "ready"
