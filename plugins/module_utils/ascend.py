@@ -74,11 +74,12 @@ def _float(raw):
 
 
 def parse_ip(text):
-    address = re.search(r"ipaddr\s*:\s*(\S+)", text)
-    netmask = re.search(r"netmask\s*:\s*(\S+)", text)
-    if not address and not netmask:
+    # a device without an address prints "ipaddr:" and nothing else
+    address = re.search(r"ipaddr[ \t]*:[ \t]*(\S*)", text)
+    netmask = re.search(r"netmask[ \t]*:[ \t]*(\S*)", text)
+    if not address:
         raise LlmopsError("Cannot read hccn_tool -ip -g output: %r" % text[:200])
-    return {"address": address.group(1) if address else None, "netmask": netmask.group(1) if netmask else None}
+    return {"address": address.group(1) or None, "netmask": (netmask.group(1) if netmask else None) or None}
 
 
 def parse_gateway(text):

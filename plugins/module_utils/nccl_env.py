@@ -47,11 +47,11 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
         env["NCCL_IB_HCA"] = "=" + ",".join("%s:%d" % (dev["name"], port["port"]) for dev, port in ports)
         roce = [port for _dev, port in ports if port.get("link_layer") == "Ethernet"]
         if roce:
-            indexes = sorted(set(p.get("roce_v2_ipv4_gid_index") for p in roce))
+            indexes = set(p.get("roce_v2_ipv4_gid_index") for p in roce)
             if None in indexes or len(indexes) != 1:
                 raise LlmopsError("Active RoCE ports disagree on (or lack) a RoCE v2 IPv4 GID index: %s; "
-                                  "fix the GID tables or set NCCL_IB_GID_INDEX in overrides" % indexes)
-            env["NCCL_IB_GID_INDEX"] = str(indexes[0])
+                                  "fix the GID tables or set NCCL_IB_GID_INDEX in overrides" % sorted(indexes, key=str))
+            env["NCCL_IB_GID_INDEX"] = str(indexes.pop())
         if rdma_facts.get("gpudirect_rdma"):
             env["NCCL_NET_GDR_LEVEL"] = "PHB"
     else:

@@ -187,8 +187,9 @@ def peak_busbw(parsed, min_bytes=0):
     return max(max(r["out_of_place"]["busbw_gbps"], r["in_place"]["busbw_gbps"]) for r in rows)
 
 
-def judge(parsed, debug, expected_busbw, tolerance, min_bytes=DEFAULT_JUDGE_MIN_BYTES, label="all GPUs"):
-    """Return (passed, reasons, peak). Fails on slow busbw, wrong values and socket traffic."""
+def judge(parsed, debug, expected_busbw, tolerance, min_bytes=DEFAULT_JUDGE_MIN_BYTES, label="all GPUs",
+          link_type=None):
+    """Return (passed, reasons, peak). Fails on slow busbw, wrong values, socket traffic, NVLink unused."""
     reasons = []
     if not 0 <= tolerance < 1:
         raise LlmopsError("tolerance must be a fraction in [0, 1), got %r" % tolerance)
@@ -210,6 +211,10 @@ def judge(parsed, debug, expected_busbw, tolerance, min_bytes=DEFAULT_JUDGE_MIN_
     if debug and debug.get("socket_channels"):
         reasons.append("%s: NCCL fell back to TCP sockets (NET/Socket) on channels %s"
                        % (label, ", ".join(debug["socket_channels"])))
+    if link_type == "nvlink" and debug and debug.get("transports") and \
+            not any(t.startswith("P2P") for t in debug["transports"]):
+        reasons.append("%s: GPUs are NVLink-connected but NCCL channels run via %s, not P2P (NCCL_P2P_DISABLE "
+                       "set, or P2P unavailable)" % (label, ", ".join(debug["transports"])))
     return not reasons, reasons, peak
 
 

@@ -276,7 +276,7 @@ def check(module):
         module.warn("No expected bus bandwidth for %s x%d (%s): only wrong values and socket fallback are judged; "
                     "set expected_busbw_gbps or expected_table" % (model, gpus, link))
     passed, reasons, peak = nccl_tests.judge(parsed, debug, expected, params["tolerance"], judge_min,
-                                             label="%d GPUs" % gpus)
+                                             label="%d GPUs" % gpus, link_type=link)
     pairs = []
     if params["pairwise"] and gpus > 2:
         pair_expected = nccl_tests.lookup_expected(model, 2, link, params["expected_table"])[0]
@@ -285,7 +285,8 @@ def check(module):
                                                           max_bytes, visible=pair)
             seconds += pair_seconds
             ok, why, pair_peak = nccl_tests.judge(pair_parsed, pair_debug, pair_expected, params["tolerance"],
-                                                  judge_min, label="GPU pair %d-%d" % tuple(pair))
+                                                  judge_min, label="GPU pair %d-%d" % tuple(pair),
+                                                  link_type=link)
             pairs.append({"gpus": pair, "peak_busbw_gbps": pair_peak, "expected_busbw_gbps": pair_expected,
                           "passed": ok, "reasons": why})
             reasons.extend(why)
