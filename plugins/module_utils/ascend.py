@@ -128,7 +128,7 @@ def _int_to_ip(value):
 
 def _netmask_bits(netmask, what):
     value = _ip_to_int(netmask, what)
-    bits = bin(value).count("1")
+    bits = bin(value).count("1")  # noqa: FURB161 - int.bit_count needs Python 3.10
     if value != ((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF):
         raise LlmopsError("%s %r is not a contiguous netmask" % (what, netmask))
     return value

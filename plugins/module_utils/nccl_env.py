@@ -47,7 +47,7 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
         env["NCCL_IB_HCA"] = "=" + ",".join("%s:%d" % (dev["name"], port["port"]) for dev, port in ports)
         roce = [port for _dev, port in ports if port.get("link_layer") == "Ethernet"]
         if roce:
-            indexes = set(p.get("roce_v2_ipv4_gid_index") for p in roce)
+            indexes = {p.get("roce_v2_ipv4_gid_index") for p in roce}
             if None in indexes or len(indexes) != 1:
                 raise LlmopsError("Active RoCE ports disagree on (or lack) a RoCE v2 IPv4 GID index: %s; "
                                   "fix the GID tables or set NCCL_IB_GID_INDEX in overrides" % sorted(indexes, key=str))

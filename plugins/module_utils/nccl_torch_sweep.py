@@ -105,11 +105,11 @@ def _worker(rank, world, port, args):
         a, b = inp[:count], out[:count]
         a.fill_(rank + 1)
 
-        def out_of_place():
+        def out_of_place(a=a, b=b):
             b.copy_(a)
             dist.all_reduce(b)
 
-        def in_place():
+        def in_place(a=a):
             dist.all_reduce(a)
 
         sides = []

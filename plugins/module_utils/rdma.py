@@ -29,7 +29,7 @@ def _read(path):
     try:
         with open(path) as handle:
             return handle.read().strip()
-    except (OSError, IOError):
+    except OSError:
         return None
 
 
@@ -104,7 +104,7 @@ def read_sysfs(sysfs_root="/sys"):
             port_path = os.path.join(dev_path, "ports", port)
             gids = _gids(port_path)
             link_layer = _read(os.path.join(port_path, "link_layer"))
-            ndevs = sorted(set(g["ndev"] for g in gids if g["ndev"]))
+            ndevs = sorted({g["ndev"] for g in gids if g["ndev"]})
             ports.append({
                 "port": int(port),
                 "state": _state(_read(os.path.join(port_path, "state"))),
@@ -243,8 +243,8 @@ def judge_ports(devices, min_rate_gbps=None, expected_devices=None):
 
 def host_gid_index(devices):
     """The one RoCE v2 IPv4 GID index of this host's active RoCE ports; LlmopsError when they differ."""
-    indexes = sorted(set(port["roce_v2_ipv4_gid_index"] for _dev, port in active_ports(devices)
-                         if port["link_layer"] == "Ethernet" and port["roce_v2_ipv4_gid_index"] is not None))
+    indexes = sorted({port["roce_v2_ipv4_gid_index"] for _dev, port in active_ports(devices)
+                      if port["link_layer"] == "Ethernet" and port["roce_v2_ipv4_gid_index"] is not None})
     if len(indexes) > 1:
         detail = ", ".join("%s:%d=%s" % (dev["name"], port["port"], port["roce_v2_ipv4_gid_index"])
                            for dev, port in active_ports(devices) if port["link_layer"] == "Ethernet")
@@ -256,7 +256,7 @@ def host_gid_index(devices):
 def compare_gid_indexes(hosts_gid_indexes):
     """Reasons when the hosts of one group disagree on the GID index (NCCL needs one value everywhere)."""
     known = {host: idx for host, idx in (hosts_gid_indexes or {}).items() if idx is not None}
-    values = sorted(set(int(v) for v in known.values()))
+    values = sorted({int(v) for v in known.values()})
     if len(values) <= 1:
         return []
     by_value = {}

@@ -116,9 +116,8 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils import nvidia_smi
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
 def _run(module, command, what, required=True):

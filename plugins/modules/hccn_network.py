@@ -110,16 +110,15 @@ links:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils import ascend
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
 def _read_file(path):
     try:
         with open(path) as handle:
             return handle.read()
-    except (OSError, IOError):
+    except OSError:
         return ""
 
 

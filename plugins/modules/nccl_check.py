@@ -180,10 +180,8 @@ pairs:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.llmops.inference.plugins.module_utils import nccl_tests, nccl_torch_sweep, nvidia_smi
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-from ansible_collections.llmops.inference.plugins.module_utils import nccl_tests, nvidia_smi
-from ansible_collections.llmops.inference.plugins.module_utils import nccl_torch_sweep
 
 
 def _resolve(module, name):
@@ -222,8 +220,8 @@ def choose_tool(module):
                               % params["all_reduce_perf_path"])
     python = _resolve(module, params["torch_python"])
     if python:
-        rc, out, err = module.run_command([python, "-c", "import torch, torch.distributed as d; "
-                                           "print(d.is_available() and d.is_nccl_available())"])
+        probe = "import torch, torch.distributed as d; print(d.is_available() and d.is_nccl_available())"
+        rc, out, _err = module.run_command([python, "-c", probe])
         if rc == 0 and out.strip().endswith("True"):
             return "torch", python
     raise LlmopsError("Neither all_reduce_perf (all_reduce_perf_path=%s) nor a python with torch and NCCL "
@@ -275,7 +273,7 @@ def check(module):
     if expected is None:
         module.warn("No expected bus bandwidth for %s x%d (%s): only wrong values and socket fallback are judged; "
                     "set expected_busbw_gbps or expected_table" % (model, gpus, link))
-    passed, reasons, peak = nccl_tests.judge(parsed, debug, expected, params["tolerance"], judge_min,
+    _passed, reasons, peak = nccl_tests.judge(parsed, debug, expected, params["tolerance"], judge_min,
                                              label="%d GPUs" % gpus, link_type=link)
     pairs = []
     if params["pairwise"] and gpus > 2:

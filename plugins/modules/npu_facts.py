@@ -75,9 +75,8 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils import ascend
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
 def resolve_tool(module, name, what):

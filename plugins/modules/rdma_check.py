@@ -144,9 +144,8 @@ import platform
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils import rdma
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import nccl_env_from_rdma
 
 _TOOLS = (("ibv_devinfo", ["-v"], rdma.parse_ibv_devinfo), ("ibstat", [], rdma.parse_ibstat))
@@ -156,7 +155,7 @@ def _read(path):
     try:
         with open(path) as handle:
             return handle.read()
-    except (OSError, IOError):
+    except OSError:
         return None
 
 

@@ -5,7 +5,6 @@ import os
 import stat
 
 import pytest
-
 from ansible.module_utils.testing import patch_module_args
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures")
@@ -46,11 +45,14 @@ def _write(path, text):
 
 @pytest.fixture
 def sysfs(tmp_path):
+    count = [0]
+
     def make(layout_name, extra=None):
         layout = json.loads(read_fixture("rdma", layout_name))
         if extra:
             extra(layout)
-        return build_sysfs(tmp_path / "sys", layout)
+        count[0] += 1
+        return build_sysfs(tmp_path / ("sys%d" % count[0]), layout)
     return make
 
 
@@ -84,9 +86,8 @@ def run_module(main, args, capsys, check_mode=False, diff=False):
         args["_ansible_check_mode"] = True
     if diff:
         args["_ansible_diff"] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        main()
     return json.loads(capsys.readouterr().out)
 
 

@@ -1,7 +1,6 @@
 """ascend parsers, address plan, diff and hccn.conf (shapes: fixtures/ascend/README.md)."""
 
 import pytest
-
 from ansible_collections.llmops.inference.plugins.module_utils import ascend
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 

@@ -3,7 +3,6 @@
 import os
 
 import pytest
-
 from ansible_collections.llmops.inference.plugins.module_utils import nccl_tests
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 

@@ -1,7 +1,6 @@
 """rdma sysfs walker, tool parsers and judges on fake sysfs trees and tool layouts (fixtures/rdma/README.md)."""
 
 import pytest
-
 from ansible_collections.llmops.inference.plugins.module_utils import rdma
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import as_pod_env, nccl_env_from_rdma

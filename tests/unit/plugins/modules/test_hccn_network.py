@@ -4,7 +4,6 @@ import os
 import shutil
 
 import pytest
-
 from ansible_collections.llmops.inference.plugins.modules import hccn_network, npu_facts
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "ascend")
