@@ -3,7 +3,10 @@
 import pytest
 from ansible_collections.llmops.inference.plugins.module_utils import rdma
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import as_pod_env, nccl_env_from_rdma
+from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import (
+    as_pod_env,
+    nccl_env_from_rdma,
+)
 
 
 def test_cx6_ib_four_ports(sysfs):

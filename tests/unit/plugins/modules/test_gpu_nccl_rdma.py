@@ -9,7 +9,11 @@ import json
 import os
 
 import pytest
-from ansible_collections.llmops.inference.plugins.modules import gpu_facts, nccl_check, rdma_check
+from ansible_collections.llmops.inference.plugins.modules import (
+    gpu_facts,
+    nccl_check,
+    rdma_check,
+)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 
