@@ -33,7 +33,8 @@ options:
 EXAMPLES = r"""
 - name: Pod env from the RDMA facts, bootstrap on the pod network
   ansible.builtin.set_fact:
-    sglang_nccl_env: "{{ llmops_rdma | llmops.inference.nccl_env({'NCCL_SOCKET_IFNAME': 'eth0', 'GLOO_SOCKET_IFNAME': 'eth0'}) }}"
+    sglang_nccl_env: >-
+      {{ llmops_rdma | llmops.inference.nccl_env({'NCCL_SOCKET_IFNAME': 'eth0', 'GLOO_SOCKET_IFNAME': 'eth0'}) }}
 """
 
 RETURN = r"""
@@ -43,6 +44,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import as_pod_env, nccl_env_from_rdma
 

@@ -43,14 +43,21 @@ def parse_npu_smi_info(text):
         first = cells[0].split()
         if pending is None:
             # "| 0     910B3               | OK            | 93.5        40                0    / 0             |"
-            if len(first) >= 2 and first[0].isdigit() and cells[1] in ("OK", "Warning", "Alarm", "Critical",
-                                                                         "Unknown", "NOT_EXIST"):
+            if (
+                len(first) >= 2
+                and first[0].isdigit()
+                and cells[1] in ("OK", "Warning", "Alarm", "Critical", "Unknown", "NOT_EXIST")
+            ):
                 metrics = cells[2].split()
-                pending = {"npu_id": int(first[0]), "name": " ".join(first[1:]), "health": cells[1],
-                           "power_w": _float(metrics[0]) if metrics else None,
-                           "temp_c": _float(metrics[1]) if len(metrics) > 1 else None}
+                pending = {
+                    "npu_id": int(first[0]),
+                    "name": " ".join(first[1:]),
+                    "health": cells[1],
+                    "power_w": _float(metrics[0]) if metrics else None,
+                    "temp_c": _float(metrics[1]) if len(metrics) > 1 else None,
+                }
             continue
-        # second row: "| 0                         | 0000:C1:00.0  | 0           0    / 0          3161 / 65536         |"
+        # second row: "| 0      | 0000:C1:00.0  | 0           0    / 0          3161 / 65536         |"
         if first and first[0].isdigit() and re.match(r"^[0-9A-Fa-f]{4}:", cells[1]):
             usage = re.findall(r"(\d+)\s*/\s*(\d+)", cells[2])
             aicore = cells[2].split()[0] if cells[2].split() else None
@@ -62,8 +69,11 @@ def parse_npu_smi_info(text):
     if not npus:
         raise LlmopsError("Cannot read any NPU from npu-smi info: %r" % text[:300])
     version = re.search(r"npu-smi\s+(\S+)\s+Version:\s*(\S+)", text)
-    return {"npus": npus, "npu_smi_version": version.group(1) if version else None,
-            "driver_version": version.group(2) if version else None}
+    return {
+        "npus": npus,
+        "npu_smi_version": version.group(1) if version else None,
+        "driver_version": version.group(2) if version else None,
+    }
 
 
 def _float(raw):
@@ -153,8 +163,10 @@ def compute_address_plan(hosts_plan, device_count, defaults=None):
         spec = dict(defaults)
         spec.update(hosts_plan[host] or {})
         if ("base" in spec) == ("addresses" in spec):
-            raise LlmopsError("Host %s: give either base (first address, + device index) or addresses "
-                              "(device index -> address), not %s" % (host, "both" if "base" in spec else "neither"))
+            raise LlmopsError(
+                "Host %s: give either base (first address, + device index) or addresses "
+                "(device index -> address), not %s" % (host, "both" if "base" in spec else "neither")
+            )
         netmask = spec.get("netmask")
         if not netmask:
             raise LlmopsError("Host %s: netmask is missing (set it for the host or in the defaults)" % host)
@@ -183,21 +195,31 @@ def compute_address_plan(hosts_plan, device_count, defaults=None):
             address = addresses[index]
             value = _ip_to_int(address, "Host %s device %d address" % (host, index))
             if value & ~mask & 0xFFFFFFFF in (0, ~mask & 0xFFFFFFFF):
-                raise LlmopsError("Host %s device %d: %s is the network or broadcast address of its subnet"
-                                  % (host, index, address))
-            entry = {"address": address, "netmask": netmask, "gateway": spec.get("gateway"),
-                     "netdetect": spec.get("netdetect"), "tls": tls}
+                raise LlmopsError(
+                    "Host %s device %d: %s is the network or broadcast address of its subnet" % (host, index, address)
+                )
+            entry = {
+                "address": address,
+                "netmask": netmask,
+                "gateway": spec.get("gateway"),
+                "netdetect": spec.get("netdetect"),
+                "tls": tls,
+            }
             for field in ("gateway", "netdetect"):
                 if entry[field] and (_ip_to_int(entry[field], "Host %s %s" % (host, field)) & mask) != (value & mask):
-                    raise LlmopsError("Host %s device %d: %s %s is not in the subnet of %s/%s"
-                                      % (host, index, field, entry[field], address, netmask))
+                    raise LlmopsError(
+                        "Host %s device %d: %s %s is not in the subnet of %s/%s"
+                        % (host, index, field, entry[field], address, netmask)
+                    )
             owners.setdefault(address, []).append("%s:%d" % (host, index))
             devices[index] = entry
         plan[host] = devices
     duplicates = {a: o for a, o in owners.items() if len(o) > 1}
     if duplicates:
-        raise LlmopsError("NPU addresses used twice: " + "; ".join(
-            "%s by %s" % (a, ", ".join(o)) for a, o in sorted(duplicates.items())))
+        raise LlmopsError(
+            "NPU addresses used twice: "
+            + "; ".join("%s by %s" % (a, ", ".join(o)) for a, o in sorted(duplicates.items()))
+        )
     return plan
 
 
@@ -208,8 +230,10 @@ def diff_device(current, desired):
     """Fields whose current value differs from the desired one ({} when nothing changes)."""
     changes = {}
     if current.get("address") != desired["address"] or current.get("netmask") != desired["netmask"]:
-        changes["ip"] = {"before": "%s/%s" % (current.get("address"), current.get("netmask")),
-                         "after": "%s/%s" % (desired["address"], desired["netmask"])}
+        changes["ip"] = {
+            "before": "%s/%s" % (current.get("address"), current.get("netmask")),
+            "after": "%s/%s" % (desired["address"], desired["netmask"]),
+        }
     for field in ("gateway", "netdetect"):
         if desired.get(field) and current.get(field) != desired[field]:
             changes[field] = {"before": current.get(field), "after": desired[field]}
@@ -223,8 +247,9 @@ def set_commands(hccn_tool, device, desired, changes):
     commands = []
     dev = str(device)
     if "ip" in changes:
-        commands.append([hccn_tool, "-i", dev, "-ip", "-s", "address", desired["address"],
-                         "netmask", desired["netmask"]])
+        commands.append(
+            [hccn_tool, "-i", dev, "-ip", "-s", "address", desired["address"], "netmask", desired["netmask"]]
+        )
     if "gateway" in changes:
         commands.append([hccn_tool, "-i", dev, "-gateway", "-s", "gateway", desired["gateway"]])
     if "netdetect" in changes:
@@ -244,7 +269,7 @@ def parse_hccn_conf(text):
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         entries.append((key.strip(), value.strip()))
     return entries
 

@@ -14,13 +14,23 @@ __metaclass__ = type
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
-MANAGED_VARIABLES = ("NCCL_IB_HCA", "NCCL_IB_GID_INDEX", "NCCL_IB_DISABLE", "NCCL_NET_GDR_LEVEL",
-                     "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME")
+MANAGED_VARIABLES = (
+    "NCCL_IB_HCA",
+    "NCCL_IB_GID_INDEX",
+    "NCCL_IB_DISABLE",
+    "NCCL_NET_GDR_LEVEL",
+    "NCCL_SOCKET_IFNAME",
+    "GLOO_SOCKET_IFNAME",
+)
 
 
 def _active_rdma_ports(devices):
-    return [(dev, port) for dev in devices or [] for port in dev.get("ports", [])
-            if port.get("state") == "ACTIVE" and port.get("phys_state", "LinkUp") == "LinkUp"]
+    return [
+        (dev, port)
+        for dev in devices or []
+        for port in dev.get("ports", [])
+        if port.get("state") == "ACTIVE" and port.get("phys_state", "LinkUp") == "LinkUp"
+    ]
 
 
 def nccl_env_from_rdma(rdma_facts, overrides=None):
@@ -36,8 +46,9 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
     overrides: names to set (value str/int) or to drop (value None); applied last.
     """
     if not isinstance(rdma_facts, dict):
-        raise LlmopsError("nccl_env needs the dict rdma_check returns (llmops_rdma), got %s"
-                          % type(rdma_facts).__name__)
+        raise LlmopsError(
+            "nccl_env needs the dict rdma_check returns (llmops_rdma), got %s" % type(rdma_facts).__name__
+        )
     if overrides is not None and not isinstance(overrides, dict):
         raise LlmopsError("nccl_env overrides must be a dict of variable -> value (None drops it)")
     env = {}
@@ -49,8 +60,10 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
         if roce:
             indexes = {p.get("roce_v2_ipv4_gid_index") for p in roce}
             if None in indexes or len(indexes) != 1:
-                raise LlmopsError("Active RoCE ports disagree on (or lack) a RoCE v2 IPv4 GID index: %s; "
-                                  "fix the GID tables or set NCCL_IB_GID_INDEX in overrides" % sorted(indexes, key=str))
+                raise LlmopsError(
+                    "Active RoCE ports disagree on (or lack) a RoCE v2 IPv4 GID index: %s; "
+                    "fix the GID tables or set NCCL_IB_GID_INDEX in overrides" % sorted(indexes, key=str)
+                )
             env["NCCL_IB_GID_INDEX"] = str(indexes.pop())
         if rdma_facts.get("gpudirect_rdma"):
             env["NCCL_NET_GDR_LEVEL"] = "PHB"

@@ -24,22 +24,62 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 # Starting values, to be overridden per site with `expected_table` or `expected_busbw_gbps`.
 # `model` matches as a case-insensitive substring of the nvidia-smi name; `gpus` None = any count.
 DEFAULT_EXPECTED_BUSBW = [
-    {"model": "H200", "gpus": 2, "link": "nvlink", "busbw_gbps": 340.0,
-     "source": "measured: all_reduce_perf 4 GiB on 2 x H200 SXM, NCCL_NVLS_ENABLE=0 (docs/node_health.md)"},
-    {"model": "H200", "gpus": None, "link": "nvlink", "busbw_gbps": 360.0,
-     "source": "NVLink4 450 GB/s per direction x ~0.8 ring efficiency"},
-    {"model": "H100", "gpus": 2, "link": "nvlink", "busbw_gbps": 340.0,
-     "source": "same NVLink4 fabric as H200 SXM (measured H200 value)"},
-    {"model": "H100", "gpus": None, "link": "nvlink", "busbw_gbps": 360.0,
-     "source": "NVLink4 450 GB/s per direction x ~0.8 ring efficiency"},
-    {"model": "H800", "gpus": None, "link": "nvlink", "busbw_gbps": 160.0,
-     "source": "H800 NVLink 400 GB/s bidirectional = 200 per direction x ~0.8"},
-    {"model": "A800", "gpus": None, "link": "nvlink", "busbw_gbps": 155.0,
-     "source": "A800 NVLink 400 GB/s bidirectional = 200 per direction x ~0.78"},
-    {"model": "A100", "gpus": None, "link": "nvlink", "busbw_gbps": 230.0,
-     "source": "NVLink3 300 GB/s per direction x ~0.78 ring efficiency"},
-    {"model": "", "gpus": None, "link": "pcie", "busbw_gbps": 18.0,
-     "source": "PCIe Gen4 x16 ~25 GB/s per direction x ~0.7 through the host bridge"},
+    {
+        "model": "H200",
+        "gpus": 2,
+        "link": "nvlink",
+        "busbw_gbps": 340.0,
+        "source": "measured: all_reduce_perf 4 GiB on 2 x H200 SXM, NCCL_NVLS_ENABLE=0 (docs/node_health.md)",
+    },
+    {
+        "model": "H200",
+        "gpus": None,
+        "link": "nvlink",
+        "busbw_gbps": 360.0,
+        "source": "NVLink4 450 GB/s per direction x ~0.8 ring efficiency",
+    },
+    {
+        "model": "H100",
+        "gpus": 2,
+        "link": "nvlink",
+        "busbw_gbps": 340.0,
+        "source": "same NVLink4 fabric as H200 SXM (measured H200 value)",
+    },
+    {
+        "model": "H100",
+        "gpus": None,
+        "link": "nvlink",
+        "busbw_gbps": 360.0,
+        "source": "NVLink4 450 GB/s per direction x ~0.8 ring efficiency",
+    },
+    {
+        "model": "H800",
+        "gpus": None,
+        "link": "nvlink",
+        "busbw_gbps": 160.0,
+        "source": "H800 NVLink 400 GB/s bidirectional = 200 per direction x ~0.8",
+    },
+    {
+        "model": "A800",
+        "gpus": None,
+        "link": "nvlink",
+        "busbw_gbps": 155.0,
+        "source": "A800 NVLink 400 GB/s bidirectional = 200 per direction x ~0.78",
+    },
+    {
+        "model": "A100",
+        "gpus": None,
+        "link": "nvlink",
+        "busbw_gbps": 230.0,
+        "source": "NVLink3 300 GB/s per direction x ~0.78 ring efficiency",
+    },
+    {
+        "model": "",
+        "gpus": None,
+        "link": "pcie",
+        "busbw_gbps": 18.0,
+        "source": "PCIe Gen4 x16 ~25 GB/s per direction x ~0.7 through the host bridge",
+    },
 ]
 
 # Large messages are where bus bandwidth plateaus; small ones measure latency.
@@ -48,9 +88,12 @@ DEFAULT_JUDGE_MIN_BYTES = 1 << 30
 _ROW_RE = re.compile(r"^\s*\d+\s+\d+\s+\S+\s+\S+\s+-?\d+\s")
 _DEVICE_RE = re.compile(
     r"#\s+Rank\s+(?P<rank>\d+)\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(?P<host>\S+)\s+device\s+(?P<device>\d+)\s+"
-    r"\[(?P<busid>[^\]]+)\]\s+(?P<name>.+?)\s*$")
-_CHANNEL_RE = re.compile(r"Channel\s+\d+(?:/\d+)?\s*:\s*(?P<src>\d+)\[[^\]]*\]\s*->\s*(?P<dst>\d+)\[[^\]]*\]"
-                         r"(?:\s*\[\w+\])?\s+via\s+(?P<transport>\S+)")
+    r"\[(?P<busid>[^\]]+)\]\s+(?P<name>.+?)\s*$"
+)
+_CHANNEL_RE = re.compile(
+    r"Channel\s+\d+(?:/\d+)?\s*:\s*(?P<src>\d+)\[[^\]]*\]\s*->\s*(?P<dst>\d+)\[[^\]]*\]"
+    r"(?:\s*\[\w+\])?\s+via\s+(?P<transport>\S+)"
+)
 _NETWORK_RE = re.compile(r"Using network (?P<net>\S+)")
 _NCCL_VERSION_RE = re.compile(r"NCCL version (?P<version>[\d.]+)")
 
@@ -76,9 +119,15 @@ def parse_all_reduce_perf(text):
     for line in text.splitlines():
         device = _DEVICE_RE.match(line)
         if device:
-            devices.append({"rank": int(device.group("rank")), "host": device.group("host"),
-                            "device": int(device.group("device")), "bus_id": device.group("busid"),
-                            "name": device.group("name")})
+            devices.append(
+                {
+                    "rank": int(device.group("rank")),
+                    "host": device.group("host"),
+                    "device": int(device.group("device")),
+                    "bus_id": device.group("busid"),
+                    "name": device.group("name"),
+                }
+            )
             continue
         if line.startswith("#"):
             if "Avg bus bandwidth" in line:
@@ -93,7 +142,7 @@ def parse_all_reduce_perf(text):
         width = 8 if len(fields) >= 21 and _looks_numeric(fields[9:13]) else 4
         try:
             out_of_place = fields[5:9]
-            in_place = fields[5 + width:9 + width]
+            in_place = fields[5 + width : 9 + width]
             row = {
                 "size_bytes": int(fields[0]),
                 "count": int(fields[1]),
@@ -107,8 +156,7 @@ def parse_all_reduce_perf(text):
             raise LlmopsError("Cannot read this all_reduce_perf row: %r" % line)
         rows.append(row)
     if not rows:
-        raise LlmopsError("No result rows in the all-reduce output; the tool printed: %s"
-                          % _tail(text))
+        raise LlmopsError("No result rows in the all-reduce output; the tool printed: %s" % _tail(text))
     return {"rows": rows, "avg_busbw_gbps": avg_busbw, "out_of_bounds": out_of_bounds, "devices": devices}
 
 
@@ -123,8 +171,12 @@ def _looks_numeric(tokens):
 def _side(fields):
     if len(fields) < 4:
         raise IndexError("short row")
-    return {"time_us": float(fields[0]), "algbw_gbps": float(fields[1]), "busbw_gbps": float(fields[2]),
-            "wrong": _number(fields[3])}
+    return {
+        "time_us": float(fields[0]),
+        "algbw_gbps": float(fields[1]),
+        "busbw_gbps": float(fields[2]),
+        "wrong": _number(fields[3]),
+    }
 
 
 def _tail(text, limit=800):
@@ -161,8 +213,12 @@ def parse_nccl_debug(text):
             transports.add(kind)
             if kind == "NET/Socket":
                 socket_channels.append("%s->%s" % (match.group("src"), match.group("dst")))
-    return {"nccl_version": version, "network": network, "transports": sorted(transports),
-            "socket_channels": sorted(set(socket_channels))}
+    return {
+        "nccl_version": version,
+        "network": network,
+        "transports": sorted(transports),
+        "socket_channels": sorted(set(socket_channels)),
+    }
 
 
 def lookup_expected(model, gpu_count, link, table=None):
@@ -187,8 +243,9 @@ def peak_busbw(parsed, min_bytes=0):
     return max(max(r["out_of_place"]["busbw_gbps"], r["in_place"]["busbw_gbps"]) for r in rows)
 
 
-def judge(parsed, debug, expected_busbw, tolerance, min_bytes=DEFAULT_JUDGE_MIN_BYTES, label="all GPUs",
-          link_type=None):
+def judge(
+    parsed, debug, expected_busbw, tolerance, min_bytes=DEFAULT_JUDGE_MIN_BYTES, label="all GPUs", link_type=None
+):
     """Return (passed, reasons, peak). Fails on slow busbw, wrong values, socket traffic, NVLink unused."""
     reasons = []
     if not 0 <= tolerance < 1:
@@ -197,24 +254,41 @@ def judge(parsed, debug, expected_busbw, tolerance, min_bytes=DEFAULT_JUDGE_MIN_
     if expected_busbw is not None:
         floor = expected_busbw * (1 - tolerance)
         if peak < floor:
-            reasons.append("%s: peak busbw %.1f GB/s is below %.1f GB/s (expected %.1f GB/s - %d%%), a %.0f%% shortfall"
-                           % (label, peak, floor, expected_busbw, round(tolerance * 100),
-                              100.0 * (expected_busbw - peak) / expected_busbw))
+            reasons.append(
+                "%s: peak busbw %.1f GB/s is below %.1f GB/s (expected %.1f GB/s - %d%%), a %.0f%% shortfall"
+                % (
+                    label,
+                    peak,
+                    floor,
+                    expected_busbw,
+                    round(tolerance * 100),
+                    100.0 * (expected_busbw - peak) / expected_busbw,
+                )
+            )
     for row in parsed["rows"]:
         for side in ("out_of_place", "in_place"):
             wrong = row[side]["wrong"]
             if wrong:
-                reasons.append("%s: %d wrong values at %d bytes (%s)" % (label, wrong, row["size_bytes"],
-                                                                         side.replace("_", "-")))
+                reasons.append(
+                    "%s: %d wrong values at %d bytes (%s)" % (label, wrong, row["size_bytes"], side.replace("_", "-"))
+                )
     if parsed.get("out_of_bounds"):
         reasons.append("%s: all_reduce_perf reports %d out-of-bounds values" % (label, parsed["out_of_bounds"]))
     if debug and debug.get("socket_channels"):
-        reasons.append("%s: NCCL fell back to TCP sockets (NET/Socket) on channels %s"
-                       % (label, ", ".join(debug["socket_channels"])))
-    if link_type == "nvlink" and debug and debug.get("transports") and \
-            not any(t.startswith("P2P") for t in debug["transports"]):
-        reasons.append("%s: GPUs are NVLink-connected but NCCL channels run via %s, not P2P (NCCL_P2P_DISABLE "
-                       "set, or P2P unavailable)" % (label, ", ".join(debug["transports"])))
+        reasons.append(
+            "%s: NCCL fell back to TCP sockets (NET/Socket) on channels %s"
+            % (label, ", ".join(debug["socket_channels"]))
+        )
+    if (
+        link_type == "nvlink"
+        and debug
+        and debug.get("transports")
+        and not any(t.startswith("P2P") for t in debug["transports"])
+    ):
+        reasons.append(
+            "%s: GPUs are NVLink-connected but NCCL channels run via %s, not P2P (NCCL_P2P_DISABLE "
+            "set, or P2P unavailable)" % (label, ", ".join(debug["transports"]))
+        )
     return not reasons, reasons, peak
 
 
@@ -224,21 +298,36 @@ def gpu_pairs(indexes):
 
 
 def all_reduce_perf_command(binary, min_bytes, max_bytes, factor, gpus, iters, warmup):
-    return [binary, "-b", str(min_bytes), "-e", str(max_bytes), "-f", str(factor), "-g", str(gpus),
-            "-n", str(iters), "-w", str(warmup)]
+    return [
+        binary,
+        "-b",
+        str(min_bytes),
+        "-e",
+        str(max_bytes),
+        "-f",
+        str(factor),
+        "-g",
+        str(gpus),
+        "-n",
+        str(iters),
+        "-w",
+        str(warmup),
+    ]
 
 
 def run_sweep(command, env, timeout):
     """Run one sweep, return (stdout+stderr text, seconds). Raises LlmopsError on failure."""
     started = time.time()
     try:
-        proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     except OSError as exc:
         raise LlmopsError("Cannot run %s: %s" % (command[0], exc))
     except subprocess.TimeoutExpired:
-        raise LlmopsError("%s did not finish within %d s; raise timeout or lower max_bytes"
-                          % (os.path.basename(command[0]), timeout))
+        raise LlmopsError(
+            "%s did not finish within %d s; raise timeout or lower max_bytes" % (os.path.basename(command[0]), timeout)
+        )
     text = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise LlmopsError("%s exited with %d: %s" % (os.path.basename(command[0]), proc.returncode, _tail(text)))

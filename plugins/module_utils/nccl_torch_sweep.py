@@ -46,14 +46,14 @@ def _sizes(min_bytes, max_bytes, factor):
 
 
 def _time_us(torch, dist, fn, iters, warmup):
-    for _ in range(warmup):
+    for _iteration in range(warmup):
         fn()
     torch.cuda.synchronize()
     dist.barrier()
     start = torch.cuda.Event(enable_timing=True)
     end = torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(iters):
+    for _iteration in range(iters):
         fn()
     end.record()
     torch.cuda.synchronize()
@@ -86,18 +86,26 @@ def _worker(rank, world, port, args):
     factor = 2.0 * (world - 1) / world
     busbws = []
     if rank == 0:
-        print("# nccl_torch_sweep torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) warmup iters: %d iters: %d"
-              % (torch.__version__, world, args.min_bytes, args.max_bytes, args.factor, args.warmup, args.iters))
+        print(
+            "# nccl_torch_sweep torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) warmup iters: %d iters: %d"
+            % (torch.__version__, world, args.min_bytes, args.max_bytes, args.factor, args.warmup, args.iters)
+        )
         print("#\n# Using devices")
         for index in range(world):
             props = torch.cuda.get_device_properties(index)
             bus = "0x%02x" % getattr(props, "pci_bus_id", 0)
-            print("#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s] %s"
-                  % (index, os.getpid(), socket.gethostname(), index, bus, props.name))
-        print("#\n#       size         count      type   redop    root     time   algbw   busbw #wrong"
-              "     time   algbw   busbw #wrong")
-        print("#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)"
-              "  (GB/s)  (GB/s)")
+            print(
+                "#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s] %s"
+                % (index, os.getpid(), socket.gethostname(), index, bus, props.name)
+            )
+        print(
+            "#\n#       size         count      type   redop    root     time   algbw   busbw #wrong"
+            "     time   algbw   busbw #wrong"
+        )
+        print(
+            "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)"
+            "  (GB/s)  (GB/s)"
+        )
         sys.stdout.flush()
     for size in _sizes(args.min_bytes, args.max_bytes, args.factor):
         count = max(size // 4, 1)
@@ -143,8 +151,9 @@ def main(argv=None):
 
     import torch.multiprocessing as mp
 
-    mp.start_processes(_worker, args=(args.gpus, _free_loopback_port(), args), nprocs=args.gpus,
-                       start_method="spawn", join=True)
+    mp.start_processes(
+        _worker, args=(args.gpus, _free_loopback_port(), args), nprocs=args.gpus, start_method="spawn", join=True
+    )
     return 0
 
 

@@ -14,8 +14,16 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 
 # Fields every driver since R450 accepts; one unknown field makes nvidia-smi refuse the whole query.
 QUERY_FIELDS = [
-    "index", "name", "uuid", "pci.bus_id", "memory.total", "driver_version", "mig.mode.current",
-    "persistence_mode", "ecc.mode.current", "ecc.errors.uncorrected.volatile.total",
+    "index",
+    "name",
+    "uuid",
+    "pci.bus_id",
+    "memory.total",
+    "driver_version",
+    "mig.mode.current",
+    "persistence_mode",
+    "ecc.mode.current",
+    "ecc.errors.uncorrected.volatile.total",
     "ecc.errors.uncorrected.aggregate.total",
 ]
 
@@ -54,23 +62,27 @@ def parse_query_gpu(text):
             continue
         cells = [c.strip() for c in line.split(",")]
         if len(cells) != len(QUERY_FIELDS):
-            raise LlmopsError("nvidia-smi --query-gpu printed %d fields where %d were asked for: %r"
-                              % (len(cells), len(QUERY_FIELDS), line))
+            raise LlmopsError(
+                "nvidia-smi --query-gpu printed %d fields where %d were asked for: %r"
+                % (len(cells), len(QUERY_FIELDS), line)
+            )
         row = dict(zip(QUERY_FIELDS, cells))
         try:
-            gpus.append({
-                "index": int(row["index"]),
-                "name": row["name"],
-                "uuid": row["uuid"],
-                "pci_bus_id": row["pci.bus_id"],
-                "memory_total_mib": _int(row["memory.total"]),
-                "driver_version": _value(row["driver_version"]),
-                "mig_mode": _value(row["mig.mode.current"]),
-                "persistence_mode": _value(row["persistence_mode"]),
-                "ecc_mode": _value(row["ecc.mode.current"]),
-                "ecc_uncorrected_volatile": _int(row["ecc.errors.uncorrected.volatile.total"]),
-                "ecc_uncorrected_aggregate": _int(row["ecc.errors.uncorrected.aggregate.total"]),
-            })
+            gpus.append(
+                {
+                    "index": int(row["index"]),
+                    "name": row["name"],
+                    "uuid": row["uuid"],
+                    "pci_bus_id": row["pci.bus_id"],
+                    "memory_total_mib": _int(row["memory.total"]),
+                    "driver_version": _value(row["driver_version"]),
+                    "mig_mode": _value(row["mig.mode.current"]),
+                    "persistence_mode": _value(row["persistence_mode"]),
+                    "ecc_mode": _value(row["ecc.mode.current"]),
+                    "ecc_uncorrected_volatile": _int(row["ecc.errors.uncorrected.volatile.total"]),
+                    "ecc_uncorrected_aggregate": _int(row["ecc.errors.uncorrected.aggregate.total"]),
+                }
+            )
         except ValueError:
             raise LlmopsError("nvidia-smi --query-gpu printed a value that is not a number: %r" % line)
     if not gpus:
@@ -82,8 +94,10 @@ def parse_versions(text):
     """Driver and CUDA version from the banner of plain ``nvidia-smi``."""
     driver = _DRIVER_RE.search(text)
     cuda = _CUDA_RE.search(text)
-    return {"driver_version": driver.group("driver") if driver else None,
-            "cuda_version": cuda.group("cuda") if cuda else None}
+    return {
+        "driver_version": driver.group("driver") if driver else None,
+        "cuda_version": cuda.group("cuda") if cuda else None,
+    }
 
 
 def parse_topo_matrix(text):
@@ -121,10 +135,18 @@ def parse_topo_matrix(text):
     affinity = {}
     for gpu in gpus:
         row = matrix[gpu]
-        affinity[gpu] = {"cpu": row.get("CPU Affinity"), "numa": row.get("NUMA Affinity"),
-                         "nics": {nic_names.get(k, k): v for k, v in row.items() if k.startswith("NIC")}}
-    return {"gpus": gpus, "links": links, "affinity": affinity, "nics": nic_names,
-            "link_type": classify_links(links.values())}
+        affinity[gpu] = {
+            "cpu": row.get("CPU Affinity"),
+            "numa": row.get("NUMA Affinity"),
+            "nics": {nic_names.get(k, k): v for k, v in row.items() if k.startswith("NIC")},
+        }
+    return {
+        "gpus": gpus,
+        "links": links,
+        "affinity": affinity,
+        "nics": nic_names,
+        "link_type": classify_links(links.values()),
+    }
 
 
 def classify_links(values):
@@ -176,7 +198,7 @@ def parse_fabric_state(text):
             states.append(current)
             continue
         if in_fabric and ":" in stripped:
-            key, _, value = stripped.partition(":")
+            key, _sep, value = stripped.partition(":")
             key = key.strip().lower()
             if key in ("state", "status", "clique id", "cluster uuid"):
                 current[key.replace(" ", "_")] = value.strip()
@@ -192,8 +214,14 @@ def parse_xid_log(text):
         match = _XID_RE.search(line)
         if match:
             xid = int(match.group("xid"))
-            events.append({"pci": match.group("pci"), "xid": xid, "text": match.group("text").strip(),
-                           "critical": xid in CRITICAL_XIDS})
+            events.append(
+                {
+                    "pci": match.group("pci"),
+                    "xid": xid,
+                    "text": match.group("text").strip(),
+                    "critical": xid in CRITICAL_XIDS,
+                }
+            )
     return events
 
 
@@ -206,16 +234,19 @@ def nvswitch_devices(proc_root="/"):
         return []
 
 
-def judge_gpus(gpus, topo=None, xids=None, fabric=None, nvswitches=None, fabric_manager_active=None,
-               expected_count=None):
+def judge_gpus(
+    gpus, topo=None, xids=None, fabric=None, nvswitches=None, fabric_manager_active=None, expected_count=None
+):
     """Reasons a node is not fit to serve: ECC errors, XIDs, degraded NVLink, fabric not ready."""
     reasons = []
     if expected_count is not None and len(gpus) != expected_count:
         reasons.append("%d GPUs found, %d expected" % (len(gpus), expected_count))
     for gpu in gpus:
         if gpu.get("ecc_uncorrected_volatile"):
-            reasons.append("GPU %d (%s) has %d uncorrected ECC errors since the driver loaded"
-                           % (gpu["index"], gpu["pci_bus_id"], gpu["ecc_uncorrected_volatile"]))
+            reasons.append(
+                "GPU %d (%s) has %d uncorrected ECC errors since the driver loaded"
+                % (gpu["index"], gpu["pci_bus_id"], gpu["ecc_uncorrected_volatile"])
+            )
     for event in xids or []:
         if event["critical"]:
             reasons.append("XID %d on %s: %s" % (event["xid"], event["pci"], event["text"]))
@@ -230,8 +261,10 @@ def judge_gpus(gpus, topo=None, xids=None, fabric=None, nvswitches=None, fabric_
             reasons.append("fewer NVLinks than NV%d between %s" % (best, ", ".join(fewer)))
     for index, state in enumerate(fabric or []):
         if state.get("state") and state["state"] not in ("Completed", "N/A"):
-            reasons.append("GPU %d fabric state is %s (status %s): Fabric Manager has not finished"
-                           % (index, state["state"], state.get("status")))
+            reasons.append(
+                "GPU %d fabric state is %s (status %s): Fabric Manager has not finished"
+                % (index, state["state"], state.get("status"))
+            )
         elif state.get("status") and state["status"] not in ("Success", "N/A"):
             reasons.append("GPU %d fabric status is %s" % (index, state["status"]))
     if nvswitches and fabric_manager_active is False:

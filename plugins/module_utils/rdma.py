@@ -59,7 +59,7 @@ def gid_ipv4(gid):
     if len(groups) != 8 or any(g != "0000" for g in groups[:5]) or groups[5].lower() != "ffff":
         return None
     raw = groups[6] + groups[7]
-    return ".".join(str(int(raw[i:i + 2], 16)) for i in range(0, 8, 2))
+    return ".".join(str(int(raw[i : i + 2], 16)) for i in range(0, 8, 2))
 
 
 def _gids(port_path):
@@ -72,13 +72,15 @@ def _gids(port_path):
             continue
         index = int(name)
         gid_type = _read(os.path.join(port_path, "gid_attrs", "types", name))
-        gids.append({
-            "index": index,
-            "gid": gid,
-            "type": gid_type,
-            "ndev": _read(os.path.join(port_path, "gid_attrs", "ndevs", name)),
-            "ipv4": gid_ipv4(gid),
-        })
+        gids.append(
+            {
+                "index": index,
+                "gid": gid,
+                "type": gid_type,
+                "ndev": _read(os.path.join(port_path, "gid_attrs", "ndevs", name)),
+                "ipv4": gid_ipv4(gid),
+            }
+        )
     return sorted(gids, key=lambda g: g["index"])
 
 
@@ -105,26 +107,30 @@ def read_sysfs(sysfs_root="/sys"):
             gids = _gids(port_path)
             link_layer = _read(os.path.join(port_path, "link_layer"))
             ndevs = sorted({g["ndev"] for g in gids if g["ndev"]})
-            ports.append({
-                "port": int(port),
-                "state": _state(_read(os.path.join(port_path, "state"))),
-                "phys_state": _state(_read(os.path.join(port_path, "phys_state"))),
-                "rate": _read(os.path.join(port_path, "rate")),
-                "rate_gbps": parse_rate(_read(os.path.join(port_path, "rate"))),
-                "link_layer": link_layer,
-                "gids": gids,
-                "roce_v2_ipv4_gid_index": roce_v2_ipv4_index(gids) if link_layer == "Ethernet" else None,
-                "netdev": ndevs[0] if ndevs else (netdevs[0] if len(netdevs) == 1 else None),
-            })
-        devices.append({
-            "name": dev,
-            "hca_type": _read(os.path.join(dev_path, "hca_type")),
-            "fw_ver": _read(os.path.join(dev_path, "fw_ver")),
-            "node_guid": _read(os.path.join(dev_path, "node_guid")),
-            "board_id": _read(os.path.join(dev_path, "board_id")),
-            "netdevs": netdevs,
-            "ports": ports,
-        })
+            ports.append(
+                {
+                    "port": int(port),
+                    "state": _state(_read(os.path.join(port_path, "state"))),
+                    "phys_state": _state(_read(os.path.join(port_path, "phys_state"))),
+                    "rate": _read(os.path.join(port_path, "rate")),
+                    "rate_gbps": parse_rate(_read(os.path.join(port_path, "rate"))),
+                    "link_layer": link_layer,
+                    "gids": gids,
+                    "roce_v2_ipv4_gid_index": roce_v2_ipv4_index(gids) if link_layer == "Ethernet" else None,
+                    "netdev": ndevs[0] if ndevs else (netdevs[0] if len(netdevs) == 1 else None),
+                }
+            )
+        devices.append(
+            {
+                "name": dev,
+                "hca_type": _read(os.path.join(dev_path, "hca_type")),
+                "fw_ver": _read(os.path.join(dev_path, "fw_ver")),
+                "node_guid": _read(os.path.join(dev_path, "node_guid")),
+                "board_id": _read(os.path.join(dev_path, "board_id")),
+                "netdevs": netdevs,
+                "ports": ports,
+            }
+        )
     return devices
 
 
@@ -145,7 +151,7 @@ def parse_ibstat(text):
             continue
         if ":" not in line or ca is None:
             continue
-        key, _, value = line.strip().partition(":")
+        key, _sep, value = line.strip().partition(":")
         key = key.strip().lower().replace(" ", "_")
         value = value.strip()
         if port is None:
@@ -176,7 +182,7 @@ def parse_ibv_devinfo(text):
             continue
         if ":" not in line or dev is None:
             continue
-        key, _, value = line.strip().partition(":")
+        key, _sep, value = line.strip().partition(":")
         value = value.strip()
         target = port if port is not None else dev
         if key.strip() == "state":
@@ -193,8 +199,9 @@ def peermem_loaded(sysfs_root="/sys", lsmod_text=None):
         if os.path.isdir(os.path.join(sysfs_root, "module", name)):
             return True
     if lsmod_text:
-        return any(line.split()[0] in ("nvidia_peermem", "nv_peer_mem")
-                   for line in lsmod_text.splitlines() if line.strip())
+        return any(
+            line.split()[0] in ("nvidia_peermem", "nv_peer_mem") for line in lsmod_text.splitlines() if line.strip()
+        )
     return False
 
 
@@ -233,8 +240,10 @@ def judge_ports(devices, min_rate_gbps=None, expected_devices=None):
             if min_rate_gbps and (port["rate_gbps"] or 0) < min_rate_gbps:
                 reasons.append("%s runs at %s, slower than the expected %g Gb/s" % (name, port["rate"], min_rate_gbps))
             if port["link_layer"] == "Ethernet" and port["roce_v2_ipv4_gid_index"] is None:
-                reasons.append("%s (RoCE) has no RoCE v2 GID with an IPv4 address: no IP on %s?"
-                               % (name, port["netdev"] or "its netdev"))
+                reasons.append(
+                    "%s (RoCE) has no RoCE v2 GID with an IPv4 address: no IP on %s?"
+                    % (name, port["netdev"] or "its netdev")
+                )
     for name in expected_devices or []:
         if name not in [d["name"] for d in devices]:
             reasons.append("RDMA device %s not found" % name)
@@ -243,13 +252,23 @@ def judge_ports(devices, min_rate_gbps=None, expected_devices=None):
 
 def host_gid_index(devices):
     """The one RoCE v2 IPv4 GID index of this host's active RoCE ports; LlmopsError when they differ."""
-    indexes = sorted({port["roce_v2_ipv4_gid_index"] for _dev, port in active_ports(devices)
-                      if port["link_layer"] == "Ethernet" and port["roce_v2_ipv4_gid_index"] is not None})
+    indexes = sorted(
+        {
+            port["roce_v2_ipv4_gid_index"]
+            for _dev, port in active_ports(devices)
+            if port["link_layer"] == "Ethernet" and port["roce_v2_ipv4_gid_index"] is not None
+        }
+    )
     if len(indexes) > 1:
-        detail = ", ".join("%s:%d=%s" % (dev["name"], port["port"], port["roce_v2_ipv4_gid_index"])
-                           for dev, port in active_ports(devices) if port["link_layer"] == "Ethernet")
-        raise LlmopsError("RoCE v2 IPv4 GID index differs between this host's ports (%s); NCCL_IB_GID_INDEX "
-                          "is one value per process: give every RoCE netdev its IPv4 address the same way" % detail)
+        detail = ", ".join(
+            "%s:%d=%s" % (dev["name"], port["port"], port["roce_v2_ipv4_gid_index"])
+            for dev, port in active_ports(devices)
+            if port["link_layer"] == "Ethernet"
+        )
+        raise LlmopsError(
+            "RoCE v2 IPv4 GID index differs between this host's ports (%s); NCCL_IB_GID_INDEX "
+            "is one value per process: give every RoCE netdev its IPv4 address the same way" % detail
+        )
     return indexes[0] if indexes else None
 
 
@@ -263,5 +282,7 @@ def compare_gid_indexes(hosts_gid_indexes):
     for host, idx in sorted(known.items()):
         by_value.setdefault(int(idx), []).append(host)
     detail = "; ".join("index %d on %s" % (v, ", ".join(h)) for v, h in sorted(by_value.items()))
-    return ["RoCE v2 IPv4 GID index differs between hosts of the group (%s): the pods share one "
-            "NCCL_IB_GID_INDEX, so fix the GID tables (same IP setup on every host) first" % detail]
+    return [
+        "RoCE v2 IPv4 GID index differs between hosts of the group (%s): the pods share one "
+        "NCCL_IB_GID_INDEX, so fix the GID tables (same IP setup on every host) first" % detail
+    ]

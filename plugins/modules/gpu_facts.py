@@ -32,7 +32,7 @@ options:
     type: bool
     default: true
   fail_on_problems:
-    description: Fail when O(problems) is not empty; with false the module only reports.
+    description: Fail when RV(problems) is not empty; with false the module only reports.
     type: bool
     default: true
   proc_root:
@@ -40,7 +40,7 @@ options:
     type: path
     default: /
 author:
-  - llmops.inference contributors
+  - llmops.inference maintainers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -116,6 +116,7 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.inference.plugins.module_utils import nvidia_smi
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -132,11 +133,15 @@ def _run(module, command, what, required=True):
 
 def gather(module):
     params = module.params
-    binary = module.get_bin_path(params["nvidia_smi_path"]) if "/" not in params["nvidia_smi_path"] \
+    binary = (
+        module.get_bin_path(params["nvidia_smi_path"])
+        if "/" not in params["nvidia_smi_path"]
         else params["nvidia_smi_path"]
+    )
     if not binary:
-        raise LlmopsError("nvidia-smi not found (nvidia_smi_path=%s): is the NVIDIA driver installed?"
-                          % params["nvidia_smi_path"])
+        raise LlmopsError(
+            "nvidia-smi not found (nvidia_smi_path=%s): is the NVIDIA driver installed?" % params["nvidia_smi_path"]
+        )
     gpus = nvidia_smi.parse_query_gpu(_run(module, nvidia_smi.query_command(binary), "nvidia-smi --query-gpu"))
     versions = nvidia_smi.parse_versions(_run(module, [binary], "nvidia-smi") or "")
     topo = None

@@ -62,7 +62,7 @@ options:
     elements: str
     default: []
 author:
-  - llmops.inference contributors
+  - llmops.inference maintainers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -110,6 +110,7 @@ links:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.inference.plugins.module_utils import ascend
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -131,8 +132,10 @@ def apply(module):
     name = params["hccn_tool_path"]
     tool = name if "/" in name else module.get_bin_path(name)
     if not tool or not os.access(tool, os.X_OK):
-        raise LlmopsError("hccn_tool not found (hccn_tool_path=%s); it ships with the Ascend driver in "
-                          "/usr/local/Ascend/driver/tools" % name)
+        raise LlmopsError(
+            "hccn_tool not found (hccn_tool_path=%s); it ships with the Ascend driver in "
+            "/usr/local/Ascend/driver/tools" % name
+        )
     current, changes, commands = {}, {}, []
     for index, entry in sorted(desired.items()):
         current[index] = ascend.read_device_network(module.run_command, tool, index)
@@ -143,11 +146,22 @@ def apply(module):
     conf_before = _read_file(params["hccn_conf_path"]) if params["manage_conf"] else ""
     conf_after = ascend.render_hccn_conf(conf_before, desired) if params["manage_conf"] else ""
     conf_changed = params["manage_conf"] and conf_before != conf_after
-    result = {"desired": desired, "current": current, "changes": changes, "commands": commands,
-              "conf_changed": conf_changed, "changed": bool(commands) or conf_changed, "links": {}}
+    result = {
+        "desired": desired,
+        "current": current,
+        "changes": changes,
+        "commands": commands,
+        "conf_changed": conf_changed,
+        "changed": bool(commands) or conf_changed,
+        "links": {},
+    }
     if module._diff and conf_changed:
-        result["diff"] = {"before": conf_before, "after": conf_after, "before_header": params["hccn_conf_path"],
-                          "after_header": params["hccn_conf_path"]}
+        result["diff"] = {
+            "before": conf_before,
+            "after": conf_after,
+            "before_header": params["hccn_conf_path"],
+            "after_header": params["hccn_conf_path"],
+        }
     if module.check_mode:
         return result
     for command in commands:

@@ -100,7 +100,7 @@ options:
     type: int
     default: 900
 author:
-  - llmops.inference contributors
+  - llmops.inference maintainers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -180,6 +180,7 @@ pairs:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.inference.plugins.module_utils import nccl_tests, nccl_torch_sweep, nvidia_smi
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -216,32 +217,50 @@ def choose_tool(module):
         if path:
             return "nccl-tests", path
         if params["tool"] == "nccl-tests":
-            raise LlmopsError("all_reduce_perf not found (all_reduce_perf_path=%s); build nccl-tests or use tool=torch"
-                              % params["all_reduce_perf_path"])
+            raise LlmopsError(
+                "all_reduce_perf not found (all_reduce_perf_path=%s); build nccl-tests or use tool=torch"
+                % params["all_reduce_perf_path"]
+            )
     python = _resolve(module, params["torch_python"])
     if python:
         probe = "import torch, torch.distributed as d; print(d.is_available() and d.is_nccl_available())"
         rc, out, _err = module.run_command([python, "-c", probe])
         if rc == 0 and out.strip().endswith("True"):
             return "torch", python
-    raise LlmopsError("Neither all_reduce_perf (all_reduce_perf_path=%s) nor a python with torch and NCCL "
-                      "(torch_python=%s) found" % (params["all_reduce_perf_path"], params["torch_python"]))
+    raise LlmopsError(
+        "Neither all_reduce_perf (all_reduce_perf_path=%s) nor a python with torch and NCCL "
+        "(torch_python=%s) found" % (params["all_reduce_perf_path"], params["torch_python"])
+    )
 
 
 def sweep(module, tool, path, gpus, min_bytes, max_bytes, visible=None):
     params = module.params
     env = nccl_tests.sweep_env(os.environ, params["nccl_env"], visible)
     if tool == "nccl-tests":
-        command = nccl_tests.all_reduce_perf_command(path, min_bytes, max_bytes, params["step_factor"], gpus,
-                                                     params["iters"], params["warmup_iters"])
+        command = nccl_tests.all_reduce_perf_command(
+            path, min_bytes, max_bytes, params["step_factor"], gpus, params["iters"], params["warmup_iters"]
+        )
         text, seconds = nccl_tests.run_sweep(command, env, params["timeout"])
     else:
         script = os.path.join(module.tmpdir, "nccl_torch_sweep.py")
         with open(script, "w") as handle:
             handle.write(nccl_torch_sweep.script_source())
-        command = [path, script, "--gpus", str(gpus), "--min-bytes", str(min_bytes), "--max-bytes", str(max_bytes),
-                   "--factor", str(params["step_factor"]), "--iters", str(params["iters"]),
-                   "--warmup", str(params["warmup_iters"])]
+        command = [
+            path,
+            script,
+            "--gpus",
+            str(gpus),
+            "--min-bytes",
+            str(min_bytes),
+            "--max-bytes",
+            str(max_bytes),
+            "--factor",
+            str(params["step_factor"]),
+            "--iters",
+            str(params["iters"]),
+            "--warmup",
+            str(params["warmup_iters"]),
+        ]
         text, seconds = nccl_tests.run_sweep(command, env, params["timeout"])
     return nccl_tests.parse_all_reduce_perf(text), nccl_tests.parse_nccl_debug(text), seconds
 
@@ -256,8 +275,9 @@ def check(module):
     count, model, link = discover_gpus(module)
     gpus = params["gpus"] or count
     if gpus is None:
-        raise LlmopsError("nvidia-smi not found (nvidia_smi_path=%s): give gpus, gpu_model and link_type"
-                          % params["nvidia_smi_path"])
+        raise LlmopsError(
+            "nvidia-smi not found (nvidia_smi_path=%s): give gpus, gpu_model and link_type" % params["nvidia_smi_path"]
+        )
     if count is not None and gpus > count:
         raise LlmopsError("gpus=%d but the host has %d GPUs" % (gpus, count))
     if gpus < 2:
@@ -271,22 +291,39 @@ def check(module):
     if params["expected_busbw_gbps"] is not None:
         expected, source = params["expected_busbw_gbps"], "expected_busbw_gbps argument"
     if expected is None:
-        module.warn("No expected bus bandwidth for %s x%d (%s): only wrong values and socket fallback are judged; "
-                    "set expected_busbw_gbps or expected_table" % (model, gpus, link))
-    _passed, reasons, peak = nccl_tests.judge(parsed, debug, expected, params["tolerance"], judge_min,
-                                             label="%d GPUs" % gpus, link_type=link)
+        module.warn(
+            "No expected bus bandwidth for %s x%d (%s): only wrong values and socket fallback are judged; "
+            "set expected_busbw_gbps or expected_table" % (model, gpus, link)
+        )
+    _passed, reasons, peak = nccl_tests.judge(
+        parsed, debug, expected, params["tolerance"], judge_min, label="%d GPUs" % gpus, link_type=link
+    )
     pairs = []
     if params["pairwise"] and gpus > 2:
         pair_expected = nccl_tests.lookup_expected(model, 2, link, params["expected_table"])[0]
         for pair in nccl_tests.gpu_pairs(range(gpus)):
-            pair_parsed, pair_debug, pair_seconds = sweep(module, tool, path, 2, max(judge_min, min_bytes),
-                                                          max_bytes, visible=pair)
+            pair_parsed, pair_debug, pair_seconds = sweep(
+                module, tool, path, 2, max(judge_min, min_bytes), max_bytes, visible=pair
+            )
             seconds += pair_seconds
-            ok, why, pair_peak = nccl_tests.judge(pair_parsed, pair_debug, pair_expected, params["tolerance"],
-                                                  judge_min, label="GPU pair %d-%d" % tuple(pair),
-                                                  link_type=link)
-            pairs.append({"gpus": pair, "peak_busbw_gbps": pair_peak, "expected_busbw_gbps": pair_expected,
-                          "passed": ok, "reasons": why})
+            ok, why, pair_peak = nccl_tests.judge(
+                pair_parsed,
+                pair_debug,
+                pair_expected,
+                params["tolerance"],
+                judge_min,
+                label="GPU pair %d-%d" % tuple(pair),
+                link_type=link,
+            )
+            pairs.append(
+                {
+                    "gpus": pair,
+                    "peak_busbw_gbps": pair_peak,
+                    "expected_busbw_gbps": pair_expected,
+                    "passed": ok,
+                    "reasons": why,
+                }
+            )
             reasons.extend(why)
     return {
         "results": parsed["rows"],
@@ -333,8 +370,10 @@ def main():
     params = module.params
     for name in ("step_factor", "iters", "timeout"):
         if params[name] < 1 or (name == "step_factor" and params[name] < 2):
-            module.fail_json(msg="%s must be at least %d, got %d" % (name, 2 if name == "step_factor" else 1,
-                                                                      params[name]), reasons=[])
+            module.fail_json(
+                msg="%s must be at least %d, got %d" % (name, 2 if name == "step_factor" else 1, params[name]),
+                reasons=[],
+            )
     if params["warmup_iters"] < 0 or (params["gpus"] is not None and params["gpus"] < 2):
         module.fail_json(msg="warmup_iters must be >= 0 and gpus >= 2", reasons=[])
     try:
@@ -343,8 +382,11 @@ def main():
         module.fail_json(msg=exc.message, reasons=[exc.message])
     if not result["passed"]:
         module.fail_json(msg="NCCL all-reduce check failed: " + "; ".join(result["reasons"]), changed=False, **result)
-    module.exit_json(changed=False, msg="peak busbw %.1f GB/s (%s, %d GPUs)" % (
-        result["peak_busbw_gbps"], result["tool"], result["gpu_count"]), **result)
+    module.exit_json(
+        changed=False,
+        msg="peak busbw %.1f GB/s (%s, %d GPUs)" % (result["peak_busbw_gbps"], result["tool"], result["gpu_count"]),
+        **result,
+    )
 
 
 if __name__ == "__main__":

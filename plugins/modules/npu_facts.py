@@ -34,11 +34,11 @@ options:
     description: Number of NPUs the host must have.
     type: int
   fail_on_problems:
-    description: Fail when O(problems) is not empty.
+    description: Fail when RV(problems) is not empty.
     type: bool
     default: true
 author:
-  - llmops.inference contributors
+  - llmops.inference maintainers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -75,6 +75,7 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.inference.plugins.module_utils import ascend
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -82,8 +83,10 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 def resolve_tool(module, name, what):
     path = name if "/" in name else module.get_bin_path(name)
     if not path:
-        raise LlmopsError("%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool) or set "
-                          "the path" % (name, what))
+        raise LlmopsError(
+            "%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool) or set "
+            "the path" % (name, what)
+        )
     return path
 
 
@@ -95,8 +98,9 @@ def gather(module):
         raise LlmopsError("npu-smi info exited with %d: %s" % (rc, (err or out).strip()[:300]))
     info = ascend.parse_npu_smi_info(out)
     npus = info["npus"]
-    problems = ["NPU %d (%s) health is %s" % (n["npu_id"], n["bus_id"], n["health"])
-                for n in npus if n["health"] != "OK"]
+    problems = [
+        "NPU %d (%s) health is %s" % (n["npu_id"], n["bus_id"], n["health"]) for n in npus if n["health"] != "OK"
+    ]
     if params["network"]:
         tool = resolve_tool(module, params["hccn_tool_path"], "hccn_tool_path")
         for index, npu in enumerate(npus):
@@ -107,8 +111,13 @@ def gather(module):
                 problems.append("NPU %d network link is %s" % (index, npu["link"]))
     if params["expected_npu_count"] is not None and len(npus) != params["expected_npu_count"]:
         problems.append("%d NPUs found, %d expected" % (len(npus), params["expected_npu_count"]))
-    return {"npus": npus, "npu_count": len(npus), "npu_model": npus[0]["name"],
-            "driver_version": info["driver_version"], "problems": problems}
+    return {
+        "npus": npus,
+        "npu_count": len(npus),
+        "npu_model": npus[0]["name"],
+        "driver_version": info["driver_version"],
+        "problems": problems,
+    }
 
 
 def main():

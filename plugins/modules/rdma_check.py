@@ -17,7 +17,7 @@ description:
   - Cross-checks with C(ibv_devinfo) and C(ibstat) when present, or always with O(use_tools=required).
   - Detects GPUDirect RDMA; nvidia-peermem (or nv_peer_mem) loaded, or DMA-BUF possible (kernel >= 5.12 and
     NVIDIA's open kernel module).
-  - Returns O(nccl_env), computed by the collection's one C(nccl_env) function from these facts;
+  - Returns RV(nccl_env), computed by the collection's one C(nccl_env) function from these facts;
     keep the whole return as C(llmops_rdma).
   - Fails when a port is down, slower than O(min_rate_gbps), a RoCE port has no RoCE v2 IPv4 GID, the GID
     indexes of this host's ports differ, or this host's index differs from the ones in O(hosts_gid_indexes).
@@ -53,7 +53,7 @@ options:
     description: Name of this host in the comparison; defaults to the host's name.
     type: str
   nccl_env_overrides:
-    description: Variables to set (value) or drop (null) in O(nccl_env), e.g. C(NCCL_SOCKET_IFNAME=eth0) for pods.
+    description: Variables to set (value) or drop (null) in RV(nccl_env), e.g. C(NCCL_SOCKET_IFNAME=eth0) for pods.
     type: dict
   use_tools:
     description:
@@ -63,11 +63,11 @@ options:
     choices: [auto, required, never]
     default: auto
   fail_on_problems:
-    description: Fail when O(problems) is not empty.
+    description: Fail when RV(problems) is not empty.
     type: bool
     default: true
 author:
-  - llmops.inference contributors
+  - llmops.inference maintainers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -84,7 +84,8 @@ EXAMPLES = r"""
   llmops.inference.rdma_check:
     host_name: "{{ inventory_hostname }}"
     hosts_gid_indexes: >-
-      {{ dict(groups['gpu_nodes'] | zip(groups['gpu_nodes'] | map('extract', hostvars, ['llmops_rdma', 'gid_index']))) }}
+      {{ dict(groups['gpu_nodes']
+              | zip(groups['gpu_nodes'] | map('extract', hostvars, ['llmops_rdma', 'gid_index']))) }}
 """
 
 RETURN = r"""
@@ -144,6 +145,7 @@ import platform
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.llmops.inference.plugins.module_utils import rdma
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import nccl_env_from_rdma
@@ -189,8 +191,9 @@ def gather(module):
     lsmod = module.get_bin_path("lsmod")
     lsmod_text = module.run_command([lsmod])[1] if lsmod else None
     peermem = rdma.peermem_loaded(params["sysfs_root"], lsmod_text)
-    dmabuf = rdma.dmabuf_possible(platform.release(),
-                                  _read(os.path.join(params["proc_root"], "proc/driver/nvidia/version")))
+    dmabuf = rdma.dmabuf_possible(
+        platform.release(), _read(os.path.join(params["proc_root"], "proc/driver/nvidia/version"))
+    )
     tools = run_tools(module, params["use_tools"]) if devices else {}
     problems = rdma.judge_ports(devices, params["min_rate_gbps"], params["expected_devices"])
     gid_index = None
@@ -247,8 +250,9 @@ def main():
         module.fail_json(msg="min_rate_gbps must be positive, got %s" % params["min_rate_gbps"], problems=[])
     for host, index in (params["hosts_gid_indexes"] or {}).items():
         if index is not None and not str(index).isdigit():
-            module.fail_json(msg="hosts_gid_indexes[%s] must be a GID index (integer) or null, got %r" % (host, index),
-                             problems=[])
+            module.fail_json(
+                msg="hosts_gid_indexes[%s] must be a GID index (integer) or null, got %r" % (host, index), problems=[]
+            )
     try:
         result = gather(module)
     except LlmopsError as exc:
@@ -256,8 +260,10 @@ def main():
     if result["problems"] and params["fail_on_problems"]:
         module.fail_json(msg="RDMA not ready: " + "; ".join(result["problems"]), changed=False, **result)
     if not result["rdma_present"]:
-        result["msg"] = ("no RDMA devices under %s/class/infiniband: NCCL uses sockets between hosts "
-                         "(NCCL_IB_DISABLE=1)" % params["sysfs_root"].rstrip("/"))
+        result["msg"] = (
+            "no RDMA devices under %s/class/infiniband: NCCL uses sockets between hosts "
+            "(NCCL_IB_DISABLE=1)" % params["sysfs_root"].rstrip("/")
+        )
     else:
         result["msg"] = "%d active RDMA ports: %s" % (len(result["active_hcas"]), ", ".join(result["active_hcas"]))
     module.exit_json(changed=False, **result)

@@ -53,6 +53,7 @@ def sysfs(tmp_path):
             extra(layout)
         count[0] += 1
         return build_sysfs(tmp_path / ("sys%d" % count[0]), layout)
+
     return make
 
 
@@ -67,6 +68,7 @@ def fake_tool(tmp_path):
         path.write_text("#!/bin/bash\n" + body + "\n")
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
         return str(path)
+
     return make
 
 
@@ -94,8 +96,10 @@ def run_module(main, args, capsys, check_mode=False, diff=False):
 @pytest.fixture
 def run(capsys):
     """run(main, args, check_mode=False, diff=False) -> result dict."""
+
     def call(main, args, check_mode=False, diff=False):
         return run_module(main, args, capsys, check_mode, diff)
+
     return call
 
 

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+
 from ansible_collections.llmops.inference.plugins.module_utils import nccl_tests
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -40,24 +41,25 @@ def test_torch_sweep_rows_read_by_the_same_parser():
 def test_nccl_debug_of_healthy_run():
     """Real NCCL_DEBUG=INFO lines (NCCL 2.28.9): single host, channels via P2P/direct pointer."""
     debug = nccl_tests.parse_nccl_debug(fixture("h200x2_all_reduce_perf_nccl_debug_info.txt"))
-    assert debug == {"nccl_version": "2.28.9", "network": "Socket", "transports": ["P2P/direct"],
-                     "socket_channels": []}
+    assert debug == {"nccl_version": "2.28.9", "network": "Socket", "transports": ["P2P/direct"], "socket_channels": []}
 
 
 def test_judge_passes_real_run_against_table():
     text = fixture("h200x2_all_reduce_perf_nccl_debug_info.txt")
     expected, entry = nccl_tests.lookup_expected("NVIDIA H200", 2, "nvlink")
     assert expected == 340.0 and "measured" in entry["source"]
-    passed, reasons, peak = nccl_tests.judge(nccl_tests.parse_all_reduce_perf(text), nccl_tests.parse_nccl_debug(text),
-                                             expected, 0.1, link_type="nvlink")
+    passed, reasons, peak = nccl_tests.judge(
+        nccl_tests.parse_all_reduce_perf(text), nccl_tests.parse_nccl_debug(text), expected, 0.1, link_type="nvlink"
+    )
     assert passed and reasons == [] and peak == 344.30
 
 
 def test_judge_fails_p2p_disabled_with_shortfall_and_transport():
     """Real run with NCCL_P2P_DISABLE=1: SHM channels, about 29 GB/s."""
     text = fixture("h200x2_all_reduce_perf_p2p_disabled.txt")
-    passed, reasons, peak = nccl_tests.judge(nccl_tests.parse_all_reduce_perf(text), nccl_tests.parse_nccl_debug(text),
-                                             340.0, 0.1, link_type="nvlink")
+    passed, reasons, peak = nccl_tests.judge(
+        nccl_tests.parse_all_reduce_perf(text), nccl_tests.parse_nccl_debug(text), 340.0, 0.1, link_type="nvlink"
+    )
     assert not passed and peak < 40
     assert "below 306.0 GB/s" in reasons[0] and "shortfall" in reasons[0]
     assert "via SHM, not P2P" in reasons[1]
@@ -75,18 +77,25 @@ def test_judge_fails_socket_fallback():
 def test_judge_reports_wrong_values():
     text = fixture("h200x2_all_reduce_perf_nccl_debug_info.txt").replace(
         "  1073741824     268435456     float     sum      -1  3282.90  327.07  327.07       0",
-        "  1073741824     268435456     float     sum      -1  3282.90  327.07  327.07      12")
-    passed, reasons, _ = nccl_tests.judge(nccl_tests.parse_all_reduce_perf(text), None, None, 0.1)
+        "  1073741824     268435456     float     sum      -1  3282.90  327.07  327.07      12",
+    )
+    passed, reasons, _expected = nccl_tests.judge(nccl_tests.parse_all_reduce_perf(text), None, None, 0.1)
     assert not passed and reasons == ["all GPUs: 12 wrong values at 1073741824 bytes (out-of-place)"]
 
 
 def test_per_iteration_layout_and_na_wrong():
     header = "#  size count type redop root time algbw busbw #wrong i_min i_max i_p99 i_cv% time ...\n"
-    row = ("  1073741824     268435456     float     sum      -1  3282.90  327.07  327.07    N/A  3200.0  3300.0"
-           "  3299.0   1.20  3279.34  327.43  327.43    N/A  3200.0  3300.0  3299.0   1.10\n")
+    row = (
+        "  1073741824     268435456     float     sum      -1  3282.90  327.07  327.07    N/A  3200.0  3300.0"
+        "  3299.0   1.20  3279.34  327.43  327.43    N/A  3200.0  3300.0  3299.0   1.10\n"
+    )
     parsed = nccl_tests.parse_all_reduce_perf(header + row)
-    assert parsed["rows"][0]["in_place"] == {"time_us": 3279.34, "algbw_gbps": 327.43, "busbw_gbps": 327.43,
-                                             "wrong": None}
+    assert parsed["rows"][0]["in_place"] == {
+        "time_us": 3279.34,
+        "algbw_gbps": 327.43,
+        "busbw_gbps": 327.43,
+        "wrong": None,
+    }
 
 
 def test_unparsable_output_names_the_tail():
@@ -109,8 +118,20 @@ def test_sizes_and_tolerance_validation():
         with pytest.raises(LlmopsError):
             nccl_tests.parse_size(bad)
     with pytest.raises(LlmopsError, match="tolerance"):
-        nccl_tests.judge({"rows": [{"size_bytes": 8, "out_of_place": {"busbw_gbps": 1, "wrong": 0},
-                                    "in_place": {"busbw_gbps": 1, "wrong": 0}}]}, None, 1, 1.5)
+        nccl_tests.judge(
+            {
+                "rows": [
+                    {
+                        "size_bytes": 8,
+                        "out_of_place": {"busbw_gbps": 1, "wrong": 0},
+                        "in_place": {"busbw_gbps": 1, "wrong": 0},
+                    }
+                ]
+            },
+            None,
+            1,
+            1.5,
+        )
 
 
 def test_sweep_env_keeps_nvls_off_and_applies_pod_env():

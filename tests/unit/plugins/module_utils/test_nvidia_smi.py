@@ -1,8 +1,12 @@
-"""nvidia_smi parsers on real 2 x H200 output and an 8 x H100 layout of the same shape (fixtures/nvidia_smi/README.md)."""
+"""nvidia_smi parsers on real 2 x H200 output and an 8 x H100 layout of the same shape.
+
+Where each fixture comes from: fixtures/nvidia_smi/README.md.
+"""
 
 import os
 
 import pytest
+
 from ansible_collections.llmops.inference.plugins.module_utils import nvidia_smi
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -22,8 +26,10 @@ def test_query_gpu_real_h200():
 
 
 def test_versions_topology_nvlink_fabric_real_h200():
-    assert nvidia_smi.parse_versions(fixture("h200x2_nvidia-smi.txt")) == {"driver_version": "580.159.04",
-                                                                           "cuda_version": "13.0"}
+    assert nvidia_smi.parse_versions(fixture("h200x2_nvidia-smi.txt")) == {
+        "driver_version": "580.159.04",
+        "cuda_version": "13.0",
+    }
     topo = nvidia_smi.parse_topo_matrix(fixture("h200x2_nvidia-smi-topo-m.txt"))
     assert topo["links"] == {"GPU0-GPU1": "NV18"} and topo["link_type"] == "nvlink"
     assert topo["affinity"]["GPU1"]["cpu"] == "0-31"
@@ -53,10 +59,13 @@ def test_degraded_nvlink_and_errors_are_problems():
         lines[row] = "\t".join(cells)
     topo = nvidia_smi.parse_topo_matrix("\n".join(lines))
     gpus = nvidia_smi.parse_query_gpu(fixture("h100x8_query_gpu.csv").replace(", 0, 0\n", ", 3, 3\n", 1))
-    xids = nvidia_smi.parse_xid_log("[ 12.3] NVRM: Xid (PCI:0000:18:00): 79, pid=123, GPU has fallen off the bus.\n"
-                                    "[ 13.0] NVRM: Xid (PCI:0000:2a:00): 13, pid=9, Graphics Exception\n")
-    problems = nvidia_smi.judge_gpus(gpus, topo, xids, [{"state": "In Progress", "status": "N/A"}],
-                                     ["0000:05:00.0"], False, 8)
+    xids = nvidia_smi.parse_xid_log(
+        "[ 12.3] NVRM: Xid (PCI:0000:18:00): 79, pid=123, GPU has fallen off the bus.\n"
+        "[ 13.0] NVRM: Xid (PCI:0000:2a:00): 13, pid=9, Graphics Exception\n"
+    )
+    problems = nvidia_smi.judge_gpus(
+        gpus, topo, xids, [{"state": "In Progress", "status": "N/A"}], ["0000:05:00.0"], False, 8
+    )
     text = "\n".join(problems)
     assert "GPU 0 (00000000:18:00.0) has 3 uncorrected ECC errors" in text
     assert "XID 79" in text and "XID 13" not in text
@@ -66,7 +75,7 @@ def test_degraded_nvlink_and_errors_are_problems():
 
 def test_unparsable_outputs_raise():
     with pytest.raises(LlmopsError, match="fields"):
-        nvidia_smi.parse_query_gpu("Field \"bogus\" is not a valid field to query.\n")
+        nvidia_smi.parse_query_gpu('Field "bogus" is not a valid field to query.\n')
     with pytest.raises(LlmopsError, match="no GPU"):
         nvidia_smi.parse_query_gpu("\n")
     with pytest.raises(LlmopsError, match="topo"):

@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+
 from ansible_collections.llmops.inference.plugins.modules import (
     gpu_facts,
     nccl_check,
@@ -29,9 +30,13 @@ NVIDIA_SMI = """case "$*" in
   "-q") cat %s ;;
   "") cat %s ;;
   *) echo "unexpected $*" >&2; exit 2 ;;
-esac""" % (fx("nvidia_smi", "h200x2_nvidia-smi-query-gpu.csv"), fx("nvidia_smi", "h200x2_nvidia-smi-topo-m.txt"),
-           fx("nvidia_smi", "h200x2_nvidia-smi-nvlink-s.txt"), fx("nvidia_smi", "h200x2_nvidia-smi-q.txt"),
-           fx("nvidia_smi", "h200x2_nvidia-smi.txt"))
+esac""" % (
+    fx("nvidia_smi", "h200x2_nvidia-smi-query-gpu.csv"),
+    fx("nvidia_smi", "h200x2_nvidia-smi-topo-m.txt"),
+    fx("nvidia_smi", "h200x2_nvidia-smi-nvlink-s.txt"),
+    fx("nvidia_smi", "h200x2_nvidia-smi-q.txt"),
+    fx("nvidia_smi", "h200x2_nvidia-smi.txt"),
+)
 
 
 @pytest.fixture
@@ -62,8 +67,11 @@ def test_gpu_facts_failures(run, smi, fake_tool, empty_path):
 
 def test_nccl_check_nccl_tests_pass_and_env(run, smi, fake_tool, tmp_path):
     envfile = tmp_path / "env.txt"
-    perf = fake_tool("all_reduce_perf", "env > %s; echo \"$*\" >> %s; cat %s" % (
-        envfile, envfile, fx("nccl_tests", "h200x2_all_reduce_perf_nccl_debug_info.txt")))
+    perf = fake_tool(
+        "all_reduce_perf",
+        'env > %s; echo "$*" >> %s; cat %s'
+        % (envfile, envfile, fx("nccl_tests", "h200x2_all_reduce_perf_nccl_debug_info.txt")),
+    )
     result = run(nccl_check.main, {"all_reduce_perf_path": perf, "nccl_env": {"NCCL_IB_DISABLE": "1"}})
     assert result["passed"] and result["tool"] == "nccl-tests" and result["peak_busbw_gbps"] == 344.3
     assert result["expected_busbw_gbps"] == 340.0 and len(result["results"]) == 30
@@ -81,19 +89,29 @@ def test_nccl_check_fails_with_reasons(run, smi, fake_tool):
     assert result["failed"] and any("NET/Socket" in r for r in result["reasons"])
     custom = run(nccl_check.main, {"all_reduce_perf_path": slow, "expected_busbw_gbps": 25.0})
     assert custom["passed"] is False and any("via SHM" in r for r in custom["reasons"])
-    table = run(nccl_check.main, {"all_reduce_perf_path": slow, "link_type": "pcie",
-                                  "expected_table": [{"model": "H200", "gpus": 2, "link": "pcie", "busbw_gbps": 25}]})
+    table = run(
+        nccl_check.main,
+        {
+            "all_reduce_perf_path": slow,
+            "link_type": "pcie",
+            "expected_table": [{"model": "H200", "gpus": 2, "link": "pcie", "busbw_gbps": 25}],
+        },
+    )
     assert table["passed"] and table["expected_source"] == "expected_table"
 
 
 def test_nccl_check_torch_fallback_gets_the_script(run, smi, fake_tool, tmp_path):
     kept = tmp_path / "kept.py"
-    python = fake_tool("python-torch", """if [ "$1" = -c ]; then echo True; exit 0; fi
-cp "$1" %s; shift; echo "$*" >> %s.args; cat %s""" % (kept, kept, fx("nccl_tests", "h200x2_torch_sweep.txt")))
+    python = fake_tool(
+        "python-torch",
+        """if [ "$1" = -c ]; then echo True; exit 0; fi
+cp "$1" %s; shift; echo "$*" >> %s.args; cat %s"""
+        % (kept, kept, fx("nccl_tests", "h200x2_torch_sweep.txt")),
+    )
     result = run(nccl_check.main, {"torch_python": python, "max_bytes": "1G"})
     assert result["tool"] == "torch" and result["passed"] and result["peak_busbw_gbps"] == 325.97
     source = kept.read_text()
-    assert "def _worker(rank, world, port, args)" in source and "start_method=\"spawn\"" in source
+    assert "def _worker(rank, world, port, args)" in source and 'start_method="spawn"' in source
     compile(source, "nccl_torch_sweep.py", "exec")
     assert "--gpus 2 --min-bytes 8 --max-bytes 1073741824" in (tmp_path / "kept.py.args").read_text()
 
@@ -107,8 +125,10 @@ def test_nccl_check_errors(run, smi, fake_tool, empty_path):
     garbage = fake_tool("arp_garbage", "echo hello")
     assert "No result rows" in run(nccl_check.main, {"all_reduce_perf_path": garbage})["msg"]
     perf = fake_tool("arp_ok", "cat %s" % fx("nccl_tests", "h200x2_all_reduce_perf_nccl_debug_info.txt"))
-    assert "larger than max_bytes" in run(nccl_check.main, {"all_reduce_perf_path": perf, "min_bytes": "2G",
-                                                            "max_bytes": "1G"})["msg"]
+    assert (
+        "larger than max_bytes"
+        in run(nccl_check.main, {"all_reduce_perf_path": perf, "min_bytes": "2G", "max_bytes": "1G"})["msg"]
+    )
     assert "Cannot read 'lots'" in run(nccl_check.main, {"all_reduce_perf_path": perf, "max_bytes": "lots"})["msg"]
     assert "the host has 2 GPUs" in run(nccl_check.main, {"all_reduce_perf_path": perf, "gpus": 4})["msg"]
     assert "step_factor must be at least 2" in run(nccl_check.main, {"step_factor": 1})["msg"]
@@ -119,13 +139,26 @@ def test_rdma_check_layouts(run, sysfs, empty_path, tmp_path):
     route = tmp_path / "proc" / "proc" / "net"
     route.mkdir(parents=True)
     (route / "route").write_text("Iface\tDestination\tGateway\nbond0\t00000000\t0100000A\n")
-    ok = run(rdma_check.main, {"sysfs_root": sysfs("roce_v2_mixed_gid_table.json"), "proc_root": str(tmp_path / "proc"),
-                               "min_rate_gbps": 100, "nccl_env_overrides": {"NCCL_SOCKET_IFNAME": "eth0"}})
+    ok = run(
+        rdma_check.main,
+        {
+            "sysfs_root": sysfs("roce_v2_mixed_gid_table.json"),
+            "proc_root": str(tmp_path / "proc"),
+            "min_rate_gbps": 100,
+            "nccl_env_overrides": {"NCCL_SOCKET_IFNAME": "eth0"},
+        },
+    )
     assert not ok.get("failed") and ok["gid_index"] == 5 and ok["active_hcas"] == ["mlx5_0:1", "mlx5_1:1"]
     assert ok["nccl_env"]["NCCL_IB_GID_INDEX"] == "5" and ok["nccl_env"]["NCCL_SOCKET_IFNAME"] == "eth0"
     assert ok["nccl_env"]["GLOO_SOCKET_IFNAME"] == "bond0"
-    cross = run(rdma_check.main, {"sysfs_root": sysfs("roce_v2_mixed_gid_table.json"), "host_name": "node1",
-                                  "hosts_gid_indexes": {"node2": 3, "node3": 5}})
+    cross = run(
+        rdma_check.main,
+        {
+            "sysfs_root": sysfs("roce_v2_mixed_gid_table.json"),
+            "host_name": "node1",
+            "hosts_gid_indexes": {"node2": 3, "node3": 5},
+        },
+    )
     assert cross["failed"] and "index 3 on node2; index 5 on node1, node3" in cross["msg"]
 
 

@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+
 from ansible_collections.llmops.inference.plugins.modules import hccn_network, npu_facts
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "ascend")
@@ -19,8 +20,14 @@ def hccn(tmp_path, monkeypatch):
     shutil.copy(os.path.join(FIXTURES, "fake_hccn_tool.sh"), str(tool))
     monkeypatch.setenv("HCCN_STATE", str(state))
     conf = tmp_path / "hccn.conf"
-    args = {"host": "node01", "plan": PLAN, "defaults": DEFAULTS, "device_count": 8, "hccn_tool_path": str(tool),
-            "hccn_conf_path": str(conf)}
+    args = {
+        "host": "node01",
+        "plan": PLAN,
+        "defaults": DEFAULTS,
+        "device_count": 8,
+        "hccn_tool_path": str(tool),
+        "hccn_conf_path": str(conf),
+    }
     return args, state, conf
 
 
@@ -34,8 +41,12 @@ def calls(state):
 def test_sets_only_differences_then_idempotent(run, hccn):
     args, state, conf = hccn
     # device 3 already right except TLS: only its TLS is set
-    for name, value in (("address", "10.197.90.13"), ("netmask", "255.255.255.0"), ("gateway", "10.197.90.254"),
-                        ("netdetect", "10.197.90.254")):
+    for name, value in (
+        ("address", "10.197.90.13"),
+        ("netmask", "255.255.255.0"),
+        ("gateway", "10.197.90.254"),
+        ("netdetect", "10.197.90.254"),
+    ):
         (state / ("dev3.%s" % name)).write_text(value + "\n")
     first = run(hccn_network.main, args)
     assert first["changed"] and not first.get("failed")
@@ -65,12 +76,15 @@ def test_conf_drift_alone_is_a_change(run, hccn):
     assert result["changed"] and result["commands"] == [] and "tls_5=0" in conf.read_text()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"plan": {"node01": {"base": "10.197.90.10"}, "node02": {"base": "10.197.90.15"}}}, "used twice"),
-    ({"host": "node09"}, "host node09 is not in the plan"),
-    ({"hccn_tool_path": "/nonexistent/hccn_tool"}, "hccn_tool not found"),
-    ({"plan": {"node01": {"base": "10.197.90.1.10"}}}, "not an IPv4 address"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"plan": {"node01": {"base": "10.197.90.10"}, "node02": {"base": "10.197.90.15"}}}, "used twice"),
+        ({"host": "node09"}, "host node09 is not in the plan"),
+        ({"hccn_tool_path": "/nonexistent/hccn_tool"}, "hccn_tool not found"),
+        ({"plan": {"node01": {"base": "10.197.90.1.10"}}}, "not an IPv4 address"),
+    ],
+)
 def test_bad_arguments_fail_before_anything_is_set(run, hccn, change, message):
     args, state, _conf = hccn
     result = run(hccn_network.main, dict(args, **change))
@@ -94,8 +108,9 @@ def test_npu_facts_with_network(run, hccn, fake_tool, fixture_text, tmp_path):
     args, state, _conf = hccn
     smi = fake_tool("npu-smi", "cat %s" % os.path.join(FIXTURES, "npu_smi_info_910b3x8.txt"))
     run(hccn_network.main, args)
-    result = run(npu_facts.main, {"npu_smi_path": smi, "hccn_tool_path": args["hccn_tool_path"],
-                                  "expected_npu_count": 8})
+    result = run(
+        npu_facts.main, {"npu_smi_path": smi, "hccn_tool_path": args["hccn_tool_path"], "expected_npu_count": 8}
+    )
     assert result["npu_count"] == 8 and result["npu_model"] == "910B3" and result["problems"] == []
     assert result["npus"][6]["address"] == "10.197.90.16" and result["npus"][6]["tls"] == 0
     (state / "dev2.link").write_text("DOWN\n")
