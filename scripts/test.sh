@@ -40,7 +40,9 @@ run_sanity() {
   fi
   local dest=${TMPDIR:-/tmp}/llmops-inference-sanity/ansible_collections/llmops/inference
   rm -rf "$dest" && mkdir -p "$dest"
-  git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$dest"
+  git ls-files -z --cached --others --exclude-standard \
+    | while IFS= read -r -d '' file; do [ -e "$file" ] && printf '%s\0' "$file"; done \
+    | tar --null -T - -cf - | tar -xf - -C "$dest"
   local pip_version cache
   pip_version=$(python - <<'PY'
 import re, ansible_test, pathlib

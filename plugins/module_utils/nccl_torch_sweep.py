@@ -21,6 +21,11 @@ import socket
 import sys
 
 
+def _emit(line):
+    # a row for nccl_tests.parse_all_reduce_perf on stdout (this runs as a script, not in a module)
+    sys.stdout.write(line + "\n")
+
+
 def script_source():
     """This file's source, also when it is imported from a zip (Ansible's module payload)."""
     loader = globals().get("__loader__")
@@ -86,23 +91,23 @@ def _worker(rank, world, port, args):
     factor = 2.0 * (world - 1) / world
     busbws = []
     if rank == 0:
-        print(
+        _emit(
             "# nccl_torch_sweep torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) warmup iters: %d iters: %d"
             % (torch.__version__, world, args.min_bytes, args.max_bytes, args.factor, args.warmup, args.iters)
         )
-        print("#\n# Using devices")
+        _emit("#\n# Using devices")
         for index in range(world):
             props = torch.cuda.get_device_properties(index)
             bus = "0x%02x" % getattr(props, "pci_bus_id", 0)
-            print(
+            _emit(
                 "#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s] %s"
                 % (index, os.getpid(), socket.gethostname(), index, bus, props.name)
             )
-        print(
+        _emit(
             "#\n#       size         count      type   redop    root     time   algbw   busbw #wrong"
             "     time   algbw   busbw #wrong"
         )
-        print(
+        _emit(
             "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)"
             "  (GB/s)  (GB/s)"
         )
@@ -128,12 +133,12 @@ def _worker(rank, world, port, args):
             sides.append(_format_side(time_us, algbw, algbw * factor, wrong))
             busbws.append(algbw * factor)
         if rank == 0:
-            print("%12d  %12d  %8s  %6s  %6d%s%s" % (size, count, "float", "sum", -1, sides[0], sides[1]))
+            _emit("%12d  %12d  %8s  %6s  %6d%s%s" % (size, count, "float", "sum", -1, sides[0], sides[1]))
             sys.stdout.flush()
     if rank == 0:
-        print("# Out of bounds values : 0 OK")
-        print("# Avg bus bandwidth    : %g " % (sum(busbws) / len(busbws)))
-        print("#")
+        _emit("# Out of bounds values : 0 OK")
+        _emit("# Avg bus bandwidth    : %g " % (sum(busbws) / len(busbws)))
+        _emit("#")
     dist.destroy_process_group()
 
 
@@ -158,4 +163,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
