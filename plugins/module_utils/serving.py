@@ -201,9 +201,15 @@ def ray_leader_script(config, vllm_argv):
     ])
 
 
-def ray_worker_argv(config):
-    return ["ray", "start", "--address=$(LWS_LEADER_ADDRESS):%d" % config["ray_port"], "--block",
-            "--disable-usage-stats"]
+def ray_worker_script(config):
+    """Join the leader's Ray head; retry while the head is still starting (the group starts together)."""
+    join = shell_join(["ray", "start", "--address=$(LWS_LEADER_ADDRESS):%d" % config["ray_port"], "--block",
+                       "--disable-usage-stats"])
+    return "\n".join([
+        "until %s; do" % join,
+        '  echo "waiting for the Ray head at ${LWS_LEADER_ADDRESS}"; sleep 5',
+        "done",
+    ])
 
 
 def container_env(config, serves_api):
@@ -302,13 +308,13 @@ def _engine_container(config, plan, cache, role):
         if role == "leader":
             container["command"] = ["/bin/bash", "-c", ray_leader_script(config, argv)]
         else:
-            container["command"] = ray_worker_argv(config)
+            container["command"] = ["/bin/bash", "-c", ray_worker_script(config)]
     else:
         container["command"] = argv
     ports = [{"name": "http", "containerPort": int(config["port"]), "protocol": "TCP"}] if serves_api else []
-    if multi_node and config["engine"] == "sglang":
+    if role == "leader" and config["engine"] == "sglang":
         ports.append({"name": "dist-init", "containerPort": int(config["dist_init_port"]), "protocol": "TCP"})
-    if multi_node and config["engine"] == "vllm":
+    if role == "leader" and config["engine"] == "vllm":
         ports.append({"name": "ray", "containerPort": int(config["ray_port"]), "protocol": "TCP"})
     container["ports"] = ports
     if serves_api:
