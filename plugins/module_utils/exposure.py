@@ -57,7 +57,8 @@ def ingress(config, name, service_name, port):
 
 def route(config, name, service_name, host):
     spec = {"to": {"kind": "Service", "name": service_name, "weight": 100}, "port": {"targetPort": "http"},
-            "tls": {"termination": "edge", "insecureEdgeTerminationPolicy": "Redirect"}}
+            "tls": {"termination": "edge", "insecureEdgeTerminationPolicy": "Redirect"},
+            "wildcardPolicy": "None"}
     if host:
         spec["host"] = host
     meta = _meta(config, name, "exposure")

@@ -124,7 +124,10 @@ def engine_option_args(engine, options):
         args += ["--tool-call-parser", options["tool_call_parser"]] + traits["tool_call_extra"]
     if options.get("enable_metrics", True):
         args += traits["metrics"]
-    extra = [str(arg) for arg in options.get("extra_args") or []]
+    extra = options.get("extra_args") or []
+    if not isinstance(extra, list):
+        raise LlmopsError("inference_server_extra_args must be a list of strings, got %r" % (extra,))
+    extra = [str(arg) for arg in extra]
     forbidden = sorted(_flag_names(extra) & (PARALLELISM_FLAGS | ROLE_FLAGS))
     if forbidden:
         raise LlmopsError(
