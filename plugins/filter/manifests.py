@@ -9,8 +9,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils import manifests
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
 def _wrap(function):

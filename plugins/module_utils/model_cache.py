@@ -44,10 +44,12 @@ def validate(config):
             raise LlmopsError(
                 "model source s3 needs credentials: set model_cache_s3_credentials_secret to an existing Secret "
                 "with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or model_cache_s3_access_key and "
-                "model_cache_s3_secret_key (from a vault) so the role creates it")
+                "model_cache_s3_secret_key (from a vault) so the role creates it"
+            )
     elif not config.get("model_id"):
-        raise LlmopsError("model source %s needs the repository id (llmops_model_id), e.g. deepseek-ai/DeepSeek-R1"
-                          % source)
+        raise LlmopsError(
+            "model source %s needs the repository id (llmops_model_id), e.g. deepseek-ai/DeepSeek-R1" % source
+        )
     if config.get("storage") not in ("pvc", "host_path"):
         raise LlmopsError("model_cache_storage must be pvc or host_path, got %r" % (config.get("storage"),))
     if config["storage"] == "pvc" and config.get("access_mode") not in ACCESS_MODES:
@@ -63,7 +65,7 @@ def model_dir_name(config):
     """Folder of the model inside the cache: the repository id (or S3 prefix) with slashes flattened."""
     if config.get("dir"):
         return config["dir"]
-    ident = config.get("model_id") or (config.get("s3") or {}).get("uri", "").rstrip("/")[len("s3://"):]
+    ident = config.get("model_id") or (config.get("s3") or {}).get("uri", "").rstrip("/")[len("s3://") :]
     return re.sub(r"[^A-Za-z0-9._-]+", "--", ident).strip("-") or "model"
 
 
@@ -74,8 +76,11 @@ def size_gib(config, plan):
     if config.get("model_gib"):
         weights = float(config["model_gib"])
     else:
-        weights = (float(plan.get("weights_gib_per_accelerator") or 0)
-                   * int(plan["tensor_parallel"]) * int(plan["pipeline_parallel"]))
+        weights = (
+            float(plan.get("weights_gib_per_accelerator") or 0)
+            * int(plan["tensor_parallel"])
+            * int(plan["pipeline_parallel"])
+        )
     if weights <= 0:
         raise LlmopsError("cannot size the model cache: set model_cache_size_gib or model_cache_model_gib")
     return int(math.ceil(weights * 1.2 + 10))
@@ -97,19 +102,25 @@ def _names(config):
 def downloader_container(config, mode, model_path):
     """The container that runs download-model.sh (``download`` or ``wait``)."""
     source = config["source"]
-    env = [{"name": "LLMOPS_SOURCE", "value": source},
-           {"name": "LLMOPS_MODEL_ID", "value": config.get("model_id") or ""},
-           {"name": "LLMOPS_REVISION", "value": config.get("revision") or ""},
-           {"name": "LLMOPS_MODEL_DIR", "value": model_path},
-           {"name": "LLMOPS_PIP_INSTALL", "value": "true" if config.get("pip_install", True) else "false"}]
+    env = [
+        {"name": "LLMOPS_SOURCE", "value": source},
+        {"name": "LLMOPS_MODEL_ID", "value": config.get("model_id") or ""},
+        {"name": "LLMOPS_REVISION", "value": config.get("revision") or ""},
+        {"name": "LLMOPS_MODEL_DIR", "value": model_path},
+        {"name": "LLMOPS_PIP_INSTALL", "value": "true" if config.get("pip_install", True) else "false"},
+    ]
     if config.get("pip_index_url"):
         env.append({"name": "PIP_INDEX_URL", "value": config["pip_index_url"]})
     if source == "huggingface":
         if config.get("hf_endpoint"):
             env.append({"name": "HF_ENDPOINT", "value": config["hf_endpoint"]})
         if config.get("hf_token_secret"):
-            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
-                "name": config["hf_token_secret"], "key": "HF_TOKEN"}}})
+            env.append(
+                {
+                    "name": "HF_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": config["hf_token_secret"], "key": "HF_TOKEN"}},
+                }
+            )
     if source == "modelscope" and config.get("modelscope_domain"):
         env.append({"name": "MODELSCOPE_DOMAIN", "value": config["modelscope_domain"]})
     if source == "s3":
@@ -128,8 +139,10 @@ def downloader_container(config, mode, model_path):
         "command": ["/bin/sh", "%s/%s" % (SCRIPT_MOUNT, SCRIPT_KEY), mode],
         "env": env,
         "securityContext": {"privileged": False, "allowPrivilegeEscalation": False},
-        "volumeMounts": [{"name": VOLUME_NAME, "mountPath": config["mount_path"]},
-                         {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": VOLUME_NAME, "mountPath": config["mount_path"]},
+            {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_MOUNT, "readOnly": True},
+        ],
     }
 
 
@@ -147,22 +160,47 @@ def cache_plan(config, plan, replicas=1):
     mode = layout_mode(config, plan, replicas)
     names = _names(config)
     model_path = "%s/%s" % (config["mount_path"].rstrip("/"), model_dir_name(config))
-    labels = {"app.kubernetes.io/name": config["name"], "app.kubernetes.io/component": "model-cache",
-              "app.kubernetes.io/managed-by": "llmops.inference"}
+    labels = {
+        "app.kubernetes.io/name": config["name"],
+        "app.kubernetes.io/component": "model-cache",
+        "app.kubernetes.io/managed-by": "llmops.inference",
+    }
     meta = {"namespace": config["namespace"], "labels": labels}
-    objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(meta, name=names["script"]),
-                "data": {SCRIPT_KEY: config["script"]}}]
+    objects = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": dict(meta, name=names["script"]),
+            "data": {SCRIPT_KEY: config["script"]},
+        }
+    ]
     size = "%dGi" % size_gib(config, plan)
-    claim_spec = {"accessModes": [config.get("access_mode") or "ReadWriteOnce"],
-                  "resources": {"requests": {"storage": size}}}
+    claim_spec = {
+        "accessModes": [config.get("access_mode") or "ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
     if config.get("storage_class"):
         claim_spec["storageClassName"] = config["storage_class"]
-    layout = {"mode": mode, "mount_path": config["mount_path"], "model_path": model_path, "read_only": True,
-              "extra_volumes": [_script_volume(config)], "volume": None, "volume_claim_template": None,
-              "init_container": None, "size": size}
+    layout = {
+        "mode": mode,
+        "mount_path": config["mount_path"],
+        "model_path": model_path,
+        "read_only": True,
+        "extra_volumes": [_script_volume(config)],
+        "volume": None,
+        "volume_claim_template": None,
+        "init_container": None,
+        "size": size,
+    }
     if mode == "shared_pvc":
-        objects.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                        "metadata": dict(meta, name=names["pvc"]), "spec": claim_spec})
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": dict(meta, name=names["pvc"]),
+                "spec": claim_spec,
+            }
+        )
         objects.append(download_job(config, model_path, meta, names))
         layout["volume"] = {"persistentVolumeClaim": {"claimName": names["pvc"], "readOnly": True}}
         layout["init_container"] = downloader_container(config, "wait", model_path)
@@ -180,11 +218,21 @@ def download_job(config, model_path, meta, names):
     """Job that fills the shared PVC. Its name carries a hash of its spec: Job templates are immutable,
     so a changed source gives a new Job, and an unchanged one is applied again without a change."""
     container = downloader_container(config, "download", model_path)
-    pod_spec = {"restartPolicy": "OnFailure", "containers": [container],
-                "volumes": [{"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": names["pvc"]}},
-                            _script_volume(config)]}
+    pod_spec = {
+        "restartPolicy": "OnFailure",
+        "containers": [container],
+        "volumes": [
+            {"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": names["pvc"]}},
+            _script_volume(config),
+        ],
+    }
     digest = hashlib.sha256(json.dumps([pod_spec, config["script"]], sort_keys=True).encode("utf-8")).hexdigest()
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": dict(meta, name="%s-download-%s" % (config["name"], digest[:8])),
-            "spec": {"backoffLimit": int(config.get("download_retries", 6)),
-                     "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": dict(meta, name="%s-download-%s" % (config["name"], digest[:8])),
+        "spec": {
+            "backoffLimit": int(config.get("download_retries", 6)),
+            "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec},
+        },
+    }

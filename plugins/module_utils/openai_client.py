@@ -13,8 +13,8 @@ import threading
 import time
 
 try:
-    from urllib.request import Request, urlopen
     from urllib.error import HTTPError, URLError
+    from urllib.request import Request, urlopen
 except ImportError:  # pragma: no cover - Python 2 is not supported
     raise
 
@@ -41,7 +41,9 @@ class Endpoint(object):
         except HTTPError as error:
             detail = error.read()[:300].decode("utf-8", "replace")
             hint = " (the API key was refused)" if error.code in (401, 403) else ""
-            raise LlmopsError("%s %s answered HTTP %d%s: %s" % ("POST" if data else "GET", path, error.code, hint, detail))
+            raise LlmopsError(
+                "%s %s answered HTTP %d%s: %s" % ("POST" if data else "GET", path, error.code, hint, detail)
+            )
         except (URLError, OSError) as error:
             raise LlmopsError("cannot reach %s%s: %s" % (self.base_url, path, error))
 
@@ -52,8 +54,12 @@ class Endpoint(object):
     def chat(self, model, prompt, max_tokens):
         """One non-streaming chat completion: (answer, seconds, usage)."""
         started = time.monotonic()
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-                "stream": False}
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": False,
+        }
         with self._open("/chat/completions", body) as response:
             payload = json.loads(response.read().decode("utf-8"))
         elapsed = time.monotonic() - started
@@ -67,14 +73,19 @@ class Endpoint(object):
         first = None
         chunks = 0
         usage_tokens = None
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-                "stream": True, "stream_options": {"include_usage": True}}
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         with self._open("/chat/completions", body) as response:
             for raw in response:
                 line = raw.decode("utf-8").strip()
                 if not line.startswith("data:"):
                     continue
-                data = line[len("data:"):].strip()
+                data = line[len("data:") :].strip()
                 if data == "[DONE]":
                     break
                 event = json.loads(data)
@@ -87,8 +98,11 @@ class Endpoint(object):
                             first = time.monotonic() - started
                         chunks += 1
         total = time.monotonic() - started
-        return {"ttft_s": first if first is not None else total, "total_s": total,
-                "tokens": usage_tokens if usage_tokens is not None else chunks}
+        return {
+            "ttft_s": first if first is not None else total,
+            "total_s": total,
+            "tokens": usage_tokens if usage_tokens is not None else chunks,
+        }
 
 
 def _percentile(values, share):
@@ -131,11 +145,19 @@ def load_test(endpoint, model, prompt, max_tokens, requests, concurrency):
     ttfts = [r["ttft_s"] for r in results]
     tokens = sum(r["tokens"] for r in results)
     per_request = [r["tokens"] / (r["total_s"] - r["ttft_s"]) for r in results if r["total_s"] > r["ttft_s"]]
-    return {"requests": requests, "concurrency": concurrency, "succeeded": len(results), "failed": len(errors),
-            "errors": errors[:5], "wall_s": round(wall, 3),
-            "ttft_p50_s": _round(_percentile(ttfts, 0.5)), "ttft_p95_s": _round(_percentile(ttfts, 0.95)),
-            "output_tokens": tokens, "output_tokens_per_s": round(tokens / wall, 2) if wall else None,
-            "decode_tokens_per_s_per_request": _round(sum(per_request) / len(per_request) if per_request else None)}
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "succeeded": len(results),
+        "failed": len(errors),
+        "errors": errors[:5],
+        "wall_s": round(wall, 3),
+        "ttft_p50_s": _round(_percentile(ttfts, 0.5)),
+        "ttft_p95_s": _round(_percentile(ttfts, 0.95)),
+        "output_tokens": tokens,
+        "output_tokens_per_s": round(tokens / wall, 2) if wall else None,
+        "decode_tokens_per_s_per_request": _round(sum(per_request) / len(per_request) if per_request else None),
+    }
 
 
 def _round(value):

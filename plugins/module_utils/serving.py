@@ -24,18 +24,34 @@ PODGROUP_API_VERSION = "scheduling.volcano.sh/v1beta1"
 VOLCANO_GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 LWS_EXCLUSIVE_TOPOLOGY_ANNOTATION = "leaderworkerset.sigs.k8s.io/exclusive-topology"
 API_KEY_ENV = "LLMOPS_API_KEY"
-REQUIRED_PLAN_KEYS = ("fits", "tensor_parallel", "pipeline_parallel", "nodes", "accelerators_used",
-                      "engine_args")
+REQUIRED_PLAN_KEYS = ("fits", "tensor_parallel", "pipeline_parallel", "nodes", "accelerators_used", "engine_args")
 
 # Flags that set parallelism or the node layout; they come from the plan only (never from extra args),
 # so a plan override always goes through parallelism_plan's validation.
-PARALLELISM_FLAGS = frozenset((
-    "--tp", "--tp-size", "--tensor-parallel-size", "-tp",
-    "--pp", "--pp-size", "--pipeline-parallel-size", "-pp",
-    "--dp", "--dp-size", "--data-parallel-size", "-dp",
-    "--ep", "--ep-size", "--expert-parallel-size", "--enable-expert-parallel",
-    "--nnodes", "--node-rank", "--dist-init-addr", "--distributed-executor-backend",
-))
+PARALLELISM_FLAGS = frozenset(
+    (
+        "--tp",
+        "--tp-size",
+        "--tensor-parallel-size",
+        "-tp",
+        "--pp",
+        "--pp-size",
+        "--pipeline-parallel-size",
+        "-pp",
+        "--dp",
+        "--dp-size",
+        "--data-parallel-size",
+        "-dp",
+        "--ep",
+        "--ep-size",
+        "--expert-parallel-size",
+        "--enable-expert-parallel",
+        "--nnodes",
+        "--node-rank",
+        "--dist-init-addr",
+        "--distributed-executor-backend",
+    )
+)
 # Flags the role itself sets from its own variables.
 ROLE_FLAGS = frozenset(("--model-path", "--model", "--served-model-name", "--host", "--port", "--api-key"))
 
@@ -64,8 +80,19 @@ ENGINE_TRAITS = {
 }
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
-_QUANTITY_FACTORS = {None: 1, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50,
-                     "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15}
+_QUANTITY_FACTORS = {
+    None: 1,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+}
 _ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
@@ -83,8 +110,9 @@ def validate_plan(plan):
         raise LlmopsError("llmops_plan is not set: run the plan stage (llmops.inference.parallelism_plan) first")
     missing = [key for key in REQUIRED_PLAN_KEYS if key not in plan]
     if missing:
-        raise LlmopsError("llmops_plan lacks %s; it must be the parallelism_plan module's 'plan' return"
-                          % ", ".join(missing))
+        raise LlmopsError(
+            "llmops_plan lacks %s; it must be the parallelism_plan module's 'plan' return" % ", ".join(missing)
+        )
     if not plan["fits"]:
         raise LlmopsError("the parallelism plan does not fit: %s" % "; ".join(plan.get("reasons") or ["no reason"]))
     nodes = int(plan["nodes"])
@@ -101,7 +129,7 @@ def accelerators_per_pod(plan):
 
 
 def _flag_names(argv):
-    return set(arg.split("=", 1)[0] for arg in argv if arg.startswith("-"))
+    return {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
 
 
 def engine_option_args(engine, options):
@@ -133,7 +161,8 @@ def engine_option_args(engine, options):
         raise LlmopsError(
             "extra engine args may not set %s: parallelism comes from the plan (use the plan overrides "
             "tensor_parallel/pipeline_parallel/...) and model/name/host/port/api-key from the role variables"
-            % ", ".join(forbidden))
+            % ", ".join(forbidden)
+        )
     return args + extra
 
 
@@ -172,7 +201,7 @@ def shell_quote(token):
     position = 0
     for match in _ENV_REF.finditer(token):
         if match.start() > position:
-            parts.append(_quote_literal(token[position:match.start()]))
+            parts.append(_quote_literal(token[position : match.start()]))
         parts.append('"${%s}"' % match.group(1))
         position = match.end()
     if position < len(token) or not parts:
@@ -192,27 +221,34 @@ def shell_join(argv):
 
 def ray_leader_script(config, vllm_argv):
     """Start the Ray head, wait until the whole LWS group has joined, then run vllm serve on top of it."""
-    count_nodes = ("python3 -c 'import ray; ray.init(address=\"auto\", logging_level=\"ERROR\"); "
-                   "print(sum(1 for n in ray.nodes() if n[\"Alive\"]))' 2>/dev/null | tail -n 1")
-    return "\n".join([
-        "set -e",
-        "ray start --head --port=%d --disable-usage-stats" % config["ray_port"],
-        'until [ "$(%s)" -ge "${LWS_GROUP_SIZE}" ] 2>/dev/null; do' % count_nodes,
-        '  echo "waiting for ${LWS_GROUP_SIZE} Ray nodes to join"; sleep 5',
-        "done",
-        "exec " + shell_join(vllm_argv),
-    ])
+    count_nodes = (
+        'python3 -c \'import ray; ray.init(address="auto", logging_level="ERROR"); '
+        'print(sum(1 for n in ray.nodes() if n["Alive"]))\' 2>/dev/null | tail -n 1'
+    )
+    return "\n".join(
+        [
+            "set -e",
+            "ray start --head --port=%d --disable-usage-stats" % config["ray_port"],
+            'until [ "$(%s)" -ge "${LWS_GROUP_SIZE}" ] 2>/dev/null; do' % count_nodes,
+            '  echo "waiting for ${LWS_GROUP_SIZE} Ray nodes to join"; sleep 5',
+            "done",
+            "exec " + shell_join(vllm_argv),
+        ]
+    )
 
 
 def ray_worker_script(config):
     """Join the leader's Ray head; retry while the head is still starting (the group starts together)."""
-    join = shell_join(["ray", "start", "--address=$(LWS_LEADER_ADDRESS):%d" % config["ray_port"], "--block",
-                       "--disable-usage-stats"])
-    return "\n".join([
-        "until %s; do" % join,
-        '  echo "waiting for the Ray head at ${LWS_LEADER_ADDRESS}"; sleep 5',
-        "done",
-    ])
+    join = shell_join(
+        ["ray", "start", "--address=$(LWS_LEADER_ADDRESS):%d" % config["ray_port"], "--block", "--disable-usage-stats"]
+    )
+    return "\n".join(
+        [
+            "until %s; do" % join,
+            '  echo "waiting for the Ray head at ${LWS_LEADER_ADDRESS}"; sleep 5',
+            "done",
+        ]
+    )
 
 
 def container_env(config, serves_api):
@@ -222,10 +258,19 @@ def container_env(config, serves_api):
     env += [{"name": "HF_HUB_OFFLINE", "value": "1"}]
     env += [{"name": name, "value": str(value)} for name, value in sorted((config.get("extra_env") or {}).items())]
     if serves_api and config.get("api_key_secret"):
-        env.append({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {
-            "name": config["api_key_secret"], "key": config.get("api_key_secret_key", "api-key")}}})
+        env.append(
+            {
+                "name": API_KEY_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": config["api_key_secret"],
+                        "key": config.get("api_key_secret_key", "api-key"),
+                    }
+                },
+            }
+        )
     names = [item["name"] for item in env]
-    duplicates = sorted(set(name for name in names if names.count(name) > 1))
+    duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise LlmopsError("environment variables set twice (NCCL env and extra env): %s" % ", ".join(duplicates))
     return env
@@ -253,8 +298,12 @@ def probes(config, plan):
     period = 10
     http = {"path": "/health", "port": "http"}
     return {
-        "startupProbe": {"httpGet": dict(http), "periodSeconds": period, "timeoutSeconds": 5,
-                         "failureThreshold": int(math.ceil(startup_seconds(config, plan) / float(period)))},
+        "startupProbe": {
+            "httpGet": dict(http),
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": int(math.ceil(startup_seconds(config, plan) / float(period))),
+        },
         "readinessProbe": {"httpGet": dict(http), "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {"httpGet": dict(http), "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 5},
     }
@@ -272,15 +321,21 @@ def resources(config, plan):
     if config.get("memory"):
         requests["memory"] = limits["memory"] = str(config["memory"])
         # A memory-backed emptyDir counts against the container's memory limit.
-        if quantity_bytes(config["memory"]) <= shm_size_gib(config, plan) * 2 ** 30:
-            raise LlmopsError("memory %s leaves no room beside /dev/shm of %dGi; raise the memory or lower shm"
-                              % (config["memory"], shm_size_gib(config, plan)))
+        if quantity_bytes(config["memory"]) <= shm_size_gib(config, plan) * 2**30:
+            raise LlmopsError(
+                "memory %s leaves no room beside /dev/shm of %dGi; raise the memory or lower shm"
+                % (config["memory"], shm_size_gib(config, plan))
+            )
     return {"limits": limits, "requests": requests}
 
 
 def labels(config, role=None):
-    result = {"app.kubernetes.io/name": config["name"], "app.kubernetes.io/component": "inference-server",
-              "app.kubernetes.io/managed-by": "llmops.inference", "llmops.io/engine": config["engine"]}
+    result = {
+        "app.kubernetes.io/name": config["name"],
+        "app.kubernetes.io/component": "inference-server",
+        "app.kubernetes.io/managed-by": "llmops.inference",
+        "llmops.io/engine": config["engine"],
+    }
     if role:
         result["llmops.io/role"] = role
     return result
@@ -303,9 +358,10 @@ def _engine_container(config, plan, cache, role):
         "resources": resources(config, plan),
         # IPC_LOCK lets NCCL/verbs pin memory for RDMA; nothing privileged.
         "securityContext": {"privileged": False, "capabilities": {"add": ["IPC_LOCK"]}},
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"},
-                         {"name": "model-cache", "mountPath": cache["mount_path"],
-                          "readOnly": bool(cache.get("read_only"))}],
+        "volumeMounts": [
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "model-cache", "mountPath": cache["mount_path"], "readOnly": bool(cache.get("read_only"))},
+        ],
     }
     if config["engine"] == "vllm" and multi_node:
         if role == "leader":
@@ -329,7 +385,9 @@ def pod_spec(config, plan, cache, role):
     """PodSpec for ``role`` in single|leader|worker. ``cache`` is the model_cache layout (llmops_model_cache)."""
     spec = {
         "containers": [_engine_container(config, plan, cache, role)],
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "%dGi" % shm_size_gib(config, plan)}}],
+        "volumes": [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "%dGi" % shm_size_gib(config, plan)}}
+        ],
         "terminationGracePeriodSeconds": 60,
     }
     if cache.get("volume"):
@@ -351,9 +409,16 @@ def pod_spec(config, plan, cache, role):
         spec["serviceAccountName"] = config["service_account"]
     if int(plan["nodes"]) > 1 or int(config.get("replicas", 1)) > 1:
         # Never two engine pods of this server on one node: each wants every accelerator of its node.
-        spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": config["name"]}},
-            "topologyKey": "kubernetes.io/hostname"}]}}
+        spec["affinity"] = {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": config["name"]}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        }
     return spec
 
 
@@ -364,8 +429,9 @@ def validate_config(config):
         if not config.get(key):
             raise LlmopsError("inference server setting %s is empty" % key)
     if not re.match(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$", config["name"]):
-        raise LlmopsError("server name %r must be a DNS label of at most 42 characters (it prefixes pod names)"
-                          % config["name"])
+        raise LlmopsError(
+            "server name %r must be a DNS label of at most 42 characters (it prefixes pod names)" % config["name"]
+        )
     if int(config.get("replicas", 1)) < 1:
         raise LlmopsError("replicas must be at least 1")
     return config
@@ -414,14 +480,26 @@ def server_manifests(config, plan, cache):
         }
         if cache.get("volume_claim_template"):
             template["volumeClaimTemplates"] = [cache["volume_claim_template"]]
-        workload = {"apiVersion": LWS_API_VERSION, "kind": kind, "metadata": meta, "spec": {
-            "replicas": replicas, "startupPolicy": "LeaderCreated",
-            "rolloutStrategy": {"type": "RollingUpdate",
-                                "rollingUpdateConfiguration": {"maxSurge": 0, "maxUnavailable": 1}},
-            "leaderWorkerTemplate": template}}
+        workload = {
+            "apiVersion": LWS_API_VERSION,
+            "kind": kind,
+            "metadata": meta,
+            "spec": {
+                "replicas": replicas,
+                "startupPolicy": "LeaderCreated",
+                "rolloutStrategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdateConfiguration": {"maxSurge": 0, "maxUnavailable": 1},
+                },
+                "leaderWorkerTemplate": template,
+            },
+        }
     else:
-        spec = {"replicas": replicas, "selector": {"matchLabels": leader_selector(config)},
-                "template": _pod_template(config, plan, cache, "single", annotations)}
+        spec = {
+            "replicas": replicas,
+            "selector": {"matchLabels": leader_selector(config)},
+            "template": _pod_template(config, plan, cache, "single", annotations),
+        }
         if kind == "StatefulSet":
             spec["serviceName"] = config["name"]
             spec["podManagementPolicy"] = "Parallel"
@@ -441,21 +519,32 @@ def podgroup(config, plan):
     """
     members = pods_total(config, plan)
     volcano = config.get("volcano") or {}
-    spec = {"minMember": members,
-            "minResources": {config["accelerator_resource"]: str(members * accelerators_per_pod(plan))}}
+    spec = {
+        "minMember": members,
+        "minResources": {config["accelerator_resource"]: str(members * accelerators_per_pod(plan))},
+    }
     if volcano.get("queue"):
         spec["queue"] = volcano["queue"]
     if volcano.get("priority_class"):
         spec["priorityClassName"] = volcano["priority_class"]
-    return {"apiVersion": PODGROUP_API_VERSION, "kind": "PodGroup",
-            "metadata": {"name": config["name"], "namespace": config["namespace"], "labels": labels(config)},
-            "spec": spec}
+    return {
+        "apiVersion": PODGROUP_API_VERSION,
+        "kind": "PodGroup",
+        "metadata": {"name": config["name"], "namespace": config["namespace"], "labels": labels(config)},
+        "spec": spec,
+    }
 
 
 def api_key_secret(name, namespace, key, value, server_name):
     """The Secret holding the OpenAI API key (built here so the role never templates the value in YAML)."""
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "namespace": namespace,
-                         "labels": {"app.kubernetes.io/name": server_name,
-                                    "app.kubernetes.io/managed-by": "llmops.inference"}},
-            "stringData": {key: value}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": server_name, "app.kubernetes.io/managed-by": "llmops.inference"},
+        },
+        "stringData": {key: value},
+    }

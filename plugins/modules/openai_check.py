@@ -92,8 +92,8 @@ load_test:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils import openai_client
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
 def main():
@@ -112,7 +112,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    endpoint = openai_client.Endpoint(params["base_url"], params["api_key"], params["timeout"], params["validate_certs"])
+    endpoint = openai_client.Endpoint(
+        params["base_url"], params["api_key"], params["timeout"], params["validate_certs"]
+    )
     try:
         models = endpoint.models()
         model = params["model"] or (models[0] if models else "")
@@ -123,9 +125,14 @@ def main():
         answer, latency, usage = endpoint.chat(model, params["prompt"], params["max_tokens"])
         result = dict(changed=False, models=models, answer=answer, latency_s=round(latency, 3), usage=usage)
         if params["load_test_requests"] > 0:
-            result["load_test"] = openai_client.load_test(endpoint, model, params["prompt"], params["max_tokens"],
-                                                          params["load_test_requests"],
-                                                          params["load_test_concurrency"])
+            result["load_test"] = openai_client.load_test(
+                endpoint,
+                model,
+                params["prompt"],
+                params["max_tokens"],
+                params["load_test_requests"],
+                params["load_test_concurrency"],
+            )
     except LlmopsError as error:
         module.fail_json(msg=error.message)
     module.exit_json(**result)

@@ -22,8 +22,13 @@ CRDS = os.path.join(os.path.dirname(ROOT), "shared", "crds")
 if not os.path.isdir(CRDS):
     CRDS = "/work/shared/crds"
 PLANS = os.path.join(ROOT, "tests", "integration", "fixtures", "plans")
-INVENTORIES = ("local", "deepseek-r1-2x8-a800-sglang", "distill-1gpu", "qwen3-235b-vllm-tp8",
-               "qwen3-235b-vllm-2node-ray")
+INVENTORIES = (
+    "local",
+    "deepseek-r1-2x8-a800-sglang",
+    "distill-1gpu",
+    "qwen3-235b-vllm-tp8",
+    "qwen3-235b-vllm-2node-ray",
+)
 API_KEY = "sk-test-9f1c2e7d4b8a-never-printed"
 BIN = os.path.dirname(sys.executable)
 
@@ -37,16 +42,34 @@ def ensure_collection_link():
 
 def run_serve(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
     ensure_collection_link()
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    command = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", inventory),
-               os.path.join(ROOT, "playbooks", playbook), "-v",
-               "-e", "llmops_apply_mode=render", "-e", "llmops_render_dir=%s" % render_dir]
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    command = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", inventory),
+        os.path.join(ROOT, "playbooks", playbook),
+        "-v",
+        "-e",
+        "llmops_apply_mode=render",
+        "-e",
+        "llmops_render_dir=%s" % render_dir,
+    ]
     if plan:
         with open(os.path.join(PLANS, inventory + ".yml")) as handle:
             command += ["-e", json.dumps({"serving_plan_override": yaml.safe_load(handle)})]
     command += list(extra)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
 
 
 def rendered(render_dir):
@@ -93,6 +116,7 @@ def _openapi_to_jsonschema(node):
 
 def validate_custom_resources(objects):
     import jsonschema
+
     checked = 0
     for kind, (relative, version) in SCHEMAS.items():
         for obj in objects.get(kind, []):
@@ -107,8 +131,14 @@ def renders(tmp_path_factory):
     results = {}
     for inventory in INVENTORIES:
         folder = str(tmp_path_factory.mktemp(inventory))
-        result = run_serve(inventory, folder, "-e", "inference_server_api_key=%s" % API_KEY,
-                           "-e", "inference_server_render_api_key_secret=true")
+        result = run_serve(
+            inventory,
+            folder,
+            "-e",
+            "inference_server_api_key=%s" % API_KEY,
+            "-e",
+            "inference_server_render_api_key_secret=true",
+        )
         results[inventory] = (result, folder)
     return results
 
@@ -123,7 +153,7 @@ def test_render_succeeds_and_keeps_the_key_out_of_the_output(renders, inventory)
     # The key went where it belongs: only into the Secret (rendered because we asked for it).
     secret = objects["Secret"][0]
     assert secret["stringData"]["api-key"] == API_KEY
-    files_with_key = [p for p in glob.glob(os.path.join(folder, "*", "*.yaml")) if API_KEY in open(p).read()]
+    files_with_key = [p for p in glob.glob(os.path.join(folder, "*", "*.yaml")) if API_KEY in read(p)]
     assert len(files_with_key) == 1 and "/inference_server_secrets/" in files_with_key[0]
 
 
@@ -132,9 +162,7 @@ def test_rendered_objects_are_sound(renders, inventory):
     _result, folder = renders[inventory]
     objects = rendered(folder)
     validate_custom_resources(objects)
-    text = open(os.devnull).read()
-    for path in glob.glob(os.path.join(folder, "*", "*.yaml")):
-        text += open(path).read()
+    text = "".join(read(path) for path in glob.glob(os.path.join(folder, "*", "*.yaml")))
     assert "privileged: true" not in text
     assert objects["Namespace"][0]["metadata"]["name"]
     assert objects["Service"][0]["spec"]["selector"]["llmops.io/role"] == "leader"
@@ -174,12 +202,18 @@ def test_render_without_the_key_variable_leaves_the_secret_out(tmp_path):
     assert "kubectl -n llmops-demo create secret generic qwen3-0-6b-api-key" in " ".join(result.stdout.split())
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["-e", "llmops_engine=tgi"], "unknown engine 'tgi'"),
-    (["-e", "model_cache_source=s3", "-e", "model_cache_s3_uri=s3://models/x"], "model source s3 needs credentials"),
-    (["-e", '{"inference_server_extra_args": ["--tp", "2"]}'], "may not set --tp"),
-    (["-e", "inference_server_extra_args=--tp 2"], "must be a list"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["-e", "llmops_engine=tgi"], "unknown engine 'tgi'"),
+        (
+            ["-e", "model_cache_source=s3", "-e", "model_cache_s3_uri=s3://models/x"],
+            "model source s3 needs credentials",
+        ),
+        (["-e", '{"inference_server_extra_args": ["--tp", "2"]}'], "may not set --tp"),
+        (["-e", "inference_server_extra_args=--tp 2"], "must be a list"),
+    ],
+)
 def test_bad_input_fails_before_anything_is_rendered(tmp_path, extra, message):
     result = run_serve("local", str(tmp_path), *extra)
     assert result.returncode != 0
@@ -200,8 +234,9 @@ def _plan_module_present():
         return False
 
 
-needs_plan_module = pytest.mark.skipif(not _plan_module_present(),
-                                       reason="llmops.inference.parallelism_plan is not merged into this branch yet")
+needs_plan_module = pytest.mark.skipif(
+    not _plan_module_present(), reason="llmops.inference.parallelism_plan is not merged into this branch yet"
+)
 
 
 @needs_plan_module

@@ -5,11 +5,10 @@ import os
 import subprocess
 
 import pytest
+from serving_cases import ROOT, cache_config, load_plan
 
 from ansible_collections.llmops.inference.plugins.module_utils import model_cache
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-
-from serving_cases import ROOT, cache_config, load_plan
 
 SCRIPT_PATH = os.path.join(ROOT, "roles", "model_cache", "files", "download-model.sh")
 
@@ -38,19 +37,22 @@ def test_job_name_follows_its_spec():
 
 
 def test_rwo_with_two_nodes_gives_one_cache_per_pod():
-    result = model_cache.cache_plan(cache_config("deepseek-r1-2x8-a800-sglang"),
-                                    load_plan("deepseek-r1-2x8-a800-sglang"), 1)
+    result = model_cache.cache_plan(
+        cache_config("deepseek-r1-2x8-a800-sglang"), load_plan("deepseek-r1-2x8-a800-sglang"), 1
+    )
     assert [o["kind"] for o in result["objects"]] == ["ConfigMap"]
     layout = result["layout"]
     assert layout["mode"] == "per_pod_pvc"
     # model_cache_model_gib 642 x 1.2 + 10
     assert layout["volume_claim_template"]["spec"]["resources"]["requests"]["storage"] == "781Gi"
-    env = dict((e["name"], e.get("value")) for e in layout["init_container"]["env"])
+    env = {e["name"]: e.get("value") for e in layout["init_container"]["env"]}
     assert env["LLMOPS_SOURCE"] == "modelscope" and env["PIP_INDEX_URL"].startswith("https://pypi.tuna")
 
 
 def test_rwx_shares_one_cache_across_nodes():
-    result = model_cache.cache_plan(cache_config("qwen3-235b-vllm-2node-ray"), load_plan("qwen3-235b-vllm-2node-ray"), 1)
+    result = model_cache.cache_plan(
+        cache_config("qwen3-235b-vllm-2node-ray"), load_plan("qwen3-235b-vllm-2node-ray"), 1
+    )
     assert result["layout"]["mode"] == "shared_pvc"
     assert result["objects"][1]["spec"]["accessModes"] == ["ReadWriteMany"]
     assert result["objects"][1]["spec"]["storageClassName"] == "cephfs"
@@ -59,7 +61,7 @@ def test_rwx_shares_one_cache_across_nodes():
 def test_s3_credentials_come_from_the_secret():
     result = model_cache.cache_plan(cache_config("qwen3-235b-vllm-tp8"), load_plan("qwen3-235b-vllm-tp8"), 1)
     container = result["objects"][-1]["spec"]["template"]["spec"]["containers"][0]
-    env = dict((e["name"], e) for e in container["env"])
+    env = {e["name"]: e for e in container["env"]}
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "minio-model-reader"
     assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.minio.svc:9000"
     assert container["image"].startswith("docker.io/amazon/aws-cli")
@@ -67,7 +69,7 @@ def test_s3_credentials_come_from_the_secret():
 
 def test_hf_mirror_endpoint():
     result = model_cache.cache_plan(cache_config("distill-1gpu"), load_plan("distill-1gpu"), 1)
-    env = dict((e["name"], e.get("value")) for e in result["objects"][-1]["spec"]["template"]["spec"]["containers"][0]["env"])
+    env = {e["name"]: e.get("value") for e in result["objects"][-1]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["HF_ENDPOINT"] == "https://hf-mirror.com"
 
 
@@ -77,14 +79,17 @@ def test_host_path_layout():
     assert layout["volume"] == {"hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"}}
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"source": "ftp"}, "unknown model source 'ftp'"),
-    ({"source": "s3", "s3": {"uri": "s3://models/x", "credentials_secret": ""}}, "needs credentials"),
-    ({"source": "s3", "s3": {"uri": "models/x", "credentials_secret": "a"}}, "s3://bucket"),
-    ({"model_id": ""}, "needs the repository id"),
-    ({"access_mode": "ReadMostly"}, "model_cache_access_mode"),
-    ({"storage": "host_path", "host_path": "relative"}, "absolute path"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"source": "ftp"}, "unknown model source 'ftp'"),
+        ({"source": "s3", "s3": {"uri": "s3://models/x", "credentials_secret": ""}}, "needs credentials"),
+        ({"source": "s3", "s3": {"uri": "models/x", "credentials_secret": "a"}}, "s3://bucket"),
+        ({"model_id": ""}, "needs the repository id"),
+        ({"access_mode": "ReadMostly"}, "model_cache_access_mode"),
+        ({"storage": "host_path", "host_path": "relative"}, "absolute path"),
+    ],
+)
 def test_bad_input_is_refused(change, message):
     with pytest.raises(LlmopsError, match=message):
         model_cache.cache_plan(dict(cache_config("local"), **change), load_plan("local"), 1)
@@ -103,8 +108,9 @@ def _snapshot(tmp_path, shards=("model-00001-of-00002.safetensors", "model-00002
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "qwen3"}')
     weight_map = {"model.layers.%d.weight" % i: shard for i, shard in enumerate(shards)}
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 2},
-                                                                    "weight_map": weight_map}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 2}, "weight_map": weight_map})
+    )
     for shard in shards:
         if shard != drop:
             (folder / shard).write_bytes(b"\0" * 16)
@@ -112,8 +118,13 @@ def _snapshot(tmp_path, shards=("model-00001-of-00002.safetensors", "model-00002
 
 
 def _run(folder, mode, **env):
-    environment = {"PATH": os.environ["PATH"], "LLMOPS_MODEL_DIR": str(folder), "LLMOPS_SOURCE": "huggingface",
-                   "LLMOPS_MODEL_ID": "Qwen/Qwen3-0.6B", "LLMOPS_PIP_INSTALL": "false"}
+    environment = {
+        "PATH": os.environ["PATH"],
+        "LLMOPS_MODEL_DIR": str(folder),
+        "LLMOPS_SOURCE": "huggingface",
+        "LLMOPS_MODEL_ID": "Qwen/Qwen3-0.6B",
+        "LLMOPS_PIP_INSTALL": "false",
+    }
     environment.update(env)
     return subprocess.run(["/bin/sh", SCRIPT_PATH, mode], env=environment, capture_output=True, text=True, timeout=30)
 

@@ -3,11 +3,10 @@
 import copy
 
 import pytest
+from serving_cases import INVENTORIES, case
 
 from ansible_collections.llmops.inference.plugins.module_utils import serving
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-
-from serving_cases import INVENTORIES, case
 
 
 def workload(inventory):
@@ -29,10 +28,29 @@ def test_local_single_node_sglang_argv():
     assert [o["kind"] for o in objects] == ["Deployment"]
     container = engine(objects[0]["spec"]["template"])
     assert container["command"] == [
-        "python3", "-m", "sglang.launch_server", "--model-path", "/models/Qwen--Qwen3-0.6B",
-        "--served-model-name", "qwen3-0.6b", "--host", "0.0.0.0", "--port", "8000",
-        "--tp", "1", "--mem-fraction-static", "0.85", "--context-length", "32768",
-        "--reasoning-parser", "qwen3", "--enable-metrics", "--api-key", "$(LLMOPS_API_KEY)"]
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "/models/Qwen--Qwen3-0.6B",
+        "--served-model-name",
+        "qwen3-0.6b",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--tp",
+        "1",
+        "--mem-fraction-static",
+        "0.85",
+        "--context-length",
+        "32768",
+        "--reasoning-parser",
+        "qwen3",
+        "--enable-metrics",
+        "--api-key",
+        "$(LLMOPS_API_KEY)",
+    ]
     assert objects[0]["spec"]["strategy"] == {"type": "Recreate"}
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "32Gi"}
 
@@ -56,7 +74,7 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
     assert argv[argv.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"
     assert argv.count("--nnodes") == 1
-    env = dict((e["name"], e.get("value")) for e in leader["env"])
+    env = {e["name"]: e.get("value") for e in leader["env"]}
     assert env["NCCL_IB_HCA"] == "mlx5_0,mlx5_1,mlx5_4,mlx5_5" and env["GLOO_SOCKET_IFNAME"] == "eth0"
     assert "LLMOPS_API_KEY" in env and "LLMOPS_API_KEY" not in env_names(worker)
     assert leader["resources"]["limits"]["rdma/ib"] == "4"
@@ -205,17 +223,26 @@ def test_shell_quote_keeps_env_references_live():
 def test_shell_join_round_trips_through_bash():
     """The quoting is checked by a real bash: it must hand the engine exactly the argv we built."""
     import subprocess
+
     argv = ["--served-model-name", "it's a model", "--dist-init-addr", "$(LEADER):20000", "--x", "$(EMPTY)"]
     script = 'printf "%s\\n" ' + serving.shell_join(argv)
-    out = subprocess.run(["bash", "-c", script], env={"LEADER": "10.0.0.7", "EMPTY": ""},
-                         capture_output=True, text=True, check=True).stdout
-    assert out.split("\n")[:-1] == ["--served-model-name", "it's a model", "--dist-init-addr", "10.0.0.7:20000",
-                                   "--x", ""]
+    out = subprocess.run(
+        ["bash", "-c", script], env={"LEADER": "10.0.0.7", "EMPTY": ""}, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split("\n")[:-1] == [
+        "--served-model-name",
+        "it's a model",
+        "--dist-init-addr",
+        "10.0.0.7:20000",
+        "--x",
+        "",
+    ]
 
 
 @pytest.mark.parametrize("inventory", ["qwen3-235b-vllm-2node-ray"])
 def test_ray_scripts_are_valid_bash(inventory):
     import subprocess
+
     _config, _plan, objects = workload(inventory)
     template = objects[-1]["spec"]["leaderWorkerTemplate"]
     for pod in (template["leaderTemplate"], template["workerTemplate"]):
@@ -223,7 +250,7 @@ def test_ray_scripts_are_valid_bash(inventory):
 
 
 def test_quantity_bytes():
-    assert serving.quantity_bytes("1Ti") == 2 ** 40
-    assert serving.quantity_bytes("1.5Gi") == int(1.5 * 2 ** 30)
+    assert serving.quantity_bytes("1Ti") == 2**40
+    assert serving.quantity_bytes("1.5Gi") == int(1.5 * 2**30)
     with pytest.raises(LlmopsError):
         serving.quantity_bytes("lots")

@@ -47,8 +47,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if not request.get("stream"):
-            self._json({"choices": [{"message": {"role": "assistant", "content": "Hello there."}}],
-                        "usage": {"prompt_tokens": 9, "completion_tokens": 3}})
+            self._json(
+                {
+                    "choices": [{"message": {"role": "assistant", "content": "Hello there."}}],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 3},
+                }
+            )
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -70,15 +74,15 @@ def server():
 
 
 def run(capsys, **args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            openai_check.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        openai_check.main()
     return json.loads(capsys.readouterr().out)
 
 
 def test_smoke_and_load_test(server, capsys):
-    result = run(capsys, base_url=server, api_key=KEY, model="qwen3-0.6b", load_test_requests=6,
-                 load_test_concurrency=3)
+    result = run(
+        capsys, base_url=server, api_key=KEY, model="qwen3-0.6b", load_test_requests=6, load_test_concurrency=3
+    )
     assert result.get("failed") is not True, result
     assert result["models"] == ["qwen3-0.6b"] and result["answer"] == "Hello there."
     load = result["load_test"]
