@@ -183,7 +183,7 @@ def server_argv(config, plan, multi_node):
         if "--nnodes" not in plan_args:
             argv += ["--nnodes", "$(LWS_GROUP_SIZE)"]
         argv += ["--node-rank", "$(LWS_WORKER_INDEX)"]
-    if multi_node and engine == "vllm":
+    if multi_node and engine == "vllm" and "--distributed-executor-backend" not in plan_args:
         argv += ["--distributed-executor-backend", "ray"]
     option_args = engine_option_args(engine, config.get("options") or {})
     clash = sorted(_flag_names(option_args) & _flag_names(plan_args))

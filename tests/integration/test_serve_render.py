@@ -180,7 +180,7 @@ def test_deepseek_r1_lws_fields(renders):
     argv = template["workerTemplate"]["spec"]["containers"][0]["command"]
     assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
     assert argv[argv.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"
-    assert argv[argv.index("--tp") + 1] == "16"
+    assert argv[argv.index("--tp-size") + 1] == "16"
     assert template["leaderTemplate"]["spec"]["schedulerName"] == "volcano"
     assert objects["PodGroup"][0]["spec"]["minMember"] == 2
     assert "Deployment" in objects and objects["Deployment"][0]["metadata"]["name"] == "deepseek-r1-webui"
@@ -199,7 +199,7 @@ def test_render_without_the_key_variable_leaves_the_secret_out(tmp_path):
     result = run_serve("local", str(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Secret" not in rendered(str(tmp_path))
-    assert "kubectl -n llmops-demo create secret generic qwen3-0-6b-api-key" in " ".join(result.stdout.split())
+    assert "kubectl -n llmops-demo create secret generic deepseek-r1-distill-1-5b-api-key" in " ".join(result.stdout.split())
 
 
 @pytest.mark.parametrize(
@@ -210,7 +210,7 @@ def test_render_without_the_key_variable_leaves_the_secret_out(tmp_path):
             ["-e", "model_cache_source=s3", "-e", "model_cache_s3_uri=s3://models/x"],
             "model source s3 needs credentials",
         ),
-        (["-e", '{"inference_server_extra_args": ["--tp", "2"]}'], "may not set --tp"),
+        (["-e", '{"inference_server_extra_args": ["--tp-size", "2"]}'], "may not set --tp-size"),
         (["-e", "inference_server_extra_args=--tp 2"], "must be a list"),
     ],
 )
@@ -248,8 +248,8 @@ def test_plan_module_path_renders(tmp_path):
 
 @needs_plan_module
 def test_tensor_parallel_override_not_dividing_heads_fails_first(tmp_path):
-    # Qwen3-0.6B has 16 attention heads; 3 does not divide them.
-    result = run_serve("local", str(tmp_path), "-e", '{"serving_plan_overrides": {"tensor_parallel": 3}}', plan=False)
+    # DeepSeek-R1-Distill-Qwen-1.5B has 12 attention heads and 2 KV heads; 5 divides neither.
+    result = run_serve("local", str(tmp_path), "-e", '{"serving_plan_overrides": {"tensor_parallel": 5}}', plan=False)
     assert result.returncode != 0
     assert "head" in result.stdout.lower()
     assert glob.glob(os.path.join(str(tmp_path), "*", "*.yaml")) == []
