@@ -199,7 +199,9 @@ def test_render_without_the_key_variable_leaves_the_secret_out(tmp_path):
     result = run_serve("local", str(tmp_path))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Secret" not in rendered(str(tmp_path))
-    assert "kubectl -n llmops-demo create secret generic deepseek-r1-distill-1-5b-api-key" in " ".join(result.stdout.split())
+    assert "kubectl -n llmops-demo create secret generic deepseek-r1-distill-1-5b-api-key" in " ".join(
+        result.stdout.split()
+    )
 
 
 @pytest.mark.parametrize(

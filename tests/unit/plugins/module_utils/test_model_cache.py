@@ -22,7 +22,9 @@ def test_shared_pvc_for_a_single_pod():
     # 3.31 GiB x 1 (TP) x 1 (PP) x 1.2 + 10
     assert pvc["spec"]["resources"]["requests"]["storage"] == "14Gi"
     layout = result["layout"]
-    assert layout["mode"] == "shared_pvc" and layout["model_path"] == "/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-1.5B"
+    assert (
+        layout["mode"] == "shared_pvc" and layout["model_path"] == "/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-1.5B"
+    )
     assert layout["init_container"]["command"][-1] == "wait"
     job = result["objects"][2]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "download"
