@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja filters for the serving roles; the logic lives in module_utils (serving, model_cache, exposure)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.llmops.inference.plugins.filter.manifests import _wrap
+from ansible_collections.llmops.inference.plugins.module_utils import exposure, model_cache, serving
+
+
+def inference_server_argv(config, plan, multi_node=False):
+    """The engine argv as one shell-quoted line, for showing the operator what will run."""
+    return serving.shell_join(serving.server_argv(config, serving.validate_plan(plan), multi_node))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "inference_server_manifests": _wrap(serving.server_manifests),
+            "inference_server_argv": _wrap(inference_server_argv),
+            "inference_api_key_secret": _wrap(serving.api_key_secret),
+            "model_cache_plan": _wrap(model_cache.cache_plan),
+            "inference_exposure_manifests": _wrap(exposure.exposure_manifests),
+        }

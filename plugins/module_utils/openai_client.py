@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmops.inference contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small OpenAI-compatible client (stdlib only) for smoke and load tests of the served endpoint."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import ssl
+import threading
+import time
+
+try:
+    from urllib.error import HTTPError, URLError
+    from urllib.request import Request, urlopen
+except ImportError:  # pragma: no cover - Python 2 is not supported
+    raise
+
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+
+
+class Endpoint(object):
+    def __init__(self, base_url, api_key="", timeout=120, validate_certs=True):
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.api_key = api_key
+        self.timeout = timeout
+        self.context = None if validate_certs else ssl._create_unverified_context()
+
+    def _open(self, path, body=None):
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = "Bearer " + self.api_key
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request = Request(self.base_url + path, data=data, headers=headers, method="POST" if data else "GET")
+        try:
+            return urlopen(request, timeout=self.timeout, context=self.context)
+        except HTTPError as error:
+            detail = error.read()[:300].decode("utf-8", "replace")
+            hint = " (the API key was refused)" if error.code in (401, 403) else ""
+            raise LlmopsError(
+                "%s %s answered HTTP %d%s: %s" % ("POST" if data else "GET", path, error.code, hint, detail)
+            )
+        except (URLError, OSError) as error:
+            raise LlmopsError("cannot reach %s%s: %s" % (self.base_url, path, error))
+
+    def models(self):
+        with self._open("/models") as response:
+            return [item["id"] for item in json.loads(response.read().decode("utf-8")).get("data", [])]
+
+    def chat(self, model, prompt, max_tokens):
+        """One non-streaming chat completion: (answer, seconds, usage)."""
+        started = time.monotonic()
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": False,
+        }
+        with self._open("/chat/completions", body) as response:
+            payload = json.loads(response.read().decode("utf-8"))
+        elapsed = time.monotonic() - started
+        message = payload["choices"][0]["message"]
+        answer = message.get("content") or message.get("reasoning_content") or ""
+        return answer, elapsed, payload.get("usage") or {}
+
+    def stream_chat(self, model, prompt, max_tokens):
+        """One streamed completion: time to first token, total time and completion tokens."""
+        started = time.monotonic()
+        first = None
+        chunks = 0
+        usage_tokens = None
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        with self._open("/chat/completions", body) as response:
+            for raw in response:
+                line = raw.decode("utf-8").strip()
+                if not line.startswith("data:"):
+                    continue
+                data = line[len("data:") :].strip()
+                if data == "[DONE]":
+                    break
+                event = json.loads(data)
+                if event.get("usage"):
+                    usage_tokens = event["usage"].get("completion_tokens")
+                for choice in event.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if delta.get("content") or delta.get("reasoning_content"):
+                        if first is None:
+                            first = time.monotonic() - started
+                        chunks += 1
+        total = time.monotonic() - started
+        return {
+            "ttft_s": first if first is not None else total,
+            "total_s": total,
+            "tokens": usage_tokens if usage_tokens is not None else chunks,
+        }
+
+
+def _percentile(values, share):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def load_test(endpoint, model, prompt, max_tokens, requests, concurrency):
+    """A bounded load test: ``requests`` streamed completions over ``concurrency`` threads."""
+    if requests < 1 or concurrency < 1:
+        raise LlmopsError("load test needs at least one request and one thread")
+    results, errors = [], []
+    lock = threading.Lock()
+    remaining = [requests]
+
+    def worker():
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            try:
+                outcome = endpoint.stream_chat(model, prompt, max_tokens)
+                with lock:
+                    results.append(outcome)
+            except LlmopsError as error:
+                with lock:
+                    errors.append(error.message)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _index in range(min(concurrency, requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    ttfts = [r["ttft_s"] for r in results]
+    tokens = sum(r["tokens"] for r in results)
+    per_request = [r["tokens"] / (r["total_s"] - r["ttft_s"]) for r in results if r["total_s"] > r["ttft_s"]]
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "succeeded": len(results),
+        "failed": len(errors),
+        "errors": errors[:5],
+        "wall_s": round(wall, 3),
+        "ttft_p50_s": _round(_percentile(ttfts, 0.5)),
+        "ttft_p95_s": _round(_percentile(ttfts, 0.95)),
+        "output_tokens": tokens,
+        "output_tokens_per_s": round(tokens / wall, 2) if wall else None,
+        "decode_tokens_per_s_per_request": _round(sum(per_request) / len(per_request) if per_request else None),
+    }
+
+
+def _round(value):
+    return None if value is None else round(value, 3)

@@ -1,0 +1,109 @@
+#!/bin/sh
+# Fill, verify or wait for one model folder of the llmops.inference model cache.
+#   download-model.sh download   download unless the folder is already complete, then verify
+#   download-model.sh wait       wait until another pod (the download Job) has completed the folder
+#   download-model.sh verify     exit 0 only when the folder is complete
+# Settings come from the environment: LLMOPS_SOURCE (huggingface|modelscope|s3), LLMOPS_MODEL_ID,
+# LLMOPS_REVISION, LLMOPS_MODEL_DIR, LLMOPS_S3_URI, LLMOPS_PIP_INSTALL (true|false);
+# the tools' own variables pass through (HF_ENDPOINT, HF_TOKEN, MODELSCOPE_DOMAIN, AWS_*, PIP_INDEX_URL).
+set -eu
+
+MODE="${1:-download}"
+DIR="${LLMOPS_MODEL_DIR:?LLMOPS_MODEL_DIR is not set}"
+MARKER="$DIR/.llmops-complete"
+STAMP="${LLMOPS_SOURCE:-}|${LLMOPS_MODEL_ID:-}|${LLMOPS_REVISION:-}|${LLMOPS_S3_URI:-}"
+
+# A folder is complete when config.json is there and every shard the weight index names exists.
+verify() {
+  if [ ! -s "$DIR/config.json" ]; then
+    echo "incomplete: $DIR/config.json is missing"; return 1
+  fi
+  for index in model.safetensors.index.json pytorch_model.bin.index.json; do
+    if [ -f "$DIR/$index" ]; then
+      shards=$(grep -oE '"[^"]*\.(safetensors|bin)"' "$DIR/$index" | tr -d '"' | sort -u)
+      if [ -z "$shards" ]; then
+        echo "incomplete: $index names no weight files"; return 1
+      fi
+      count=0
+      for shard in $shards; do
+        if [ ! -s "$DIR/$shard" ]; then
+          echo "incomplete: $shard (listed in $index) is missing"; return 1
+        fi
+        count=$((count + 1))
+      done
+      echo "complete: config.json and $count weight files of $index"
+      return 0
+    fi
+  done
+  for single in model.safetensors pytorch_model.bin; do
+    if [ -s "$DIR/$single" ]; then
+      echo "complete: config.json and $single"; return 0
+    fi
+  done
+  echo "incomplete: no weight index (model.safetensors.index.json) and no single weight file in $DIR"
+  return 1
+}
+
+ensure_python_module() {
+  if python3 -c "import $1" 2>/dev/null; then return 0; fi
+  if [ "${LLMOPS_PIP_INSTALL:-true}" != "true" ]; then
+    echo "python module $1 is missing from the downloader image and pip install is off"; exit 2
+  fi
+  python3 -m pip install --quiet "$2"
+}
+
+download() {
+  mkdir -p "$DIR"
+  case "${LLMOPS_SOURCE:-}" in
+    huggingface)
+      ensure_python_module huggingface_hub huggingface_hub
+      echo "downloading ${LLMOPS_MODEL_ID} from ${HF_ENDPOINT:-https://huggingface.co} into $DIR"
+      python3 - <<'PY'
+import os
+from huggingface_hub import snapshot_download
+snapshot_download(repo_id=os.environ["LLMOPS_MODEL_ID"], revision=os.environ.get("LLMOPS_REVISION") or None,
+                  local_dir=os.environ["LLMOPS_MODEL_DIR"], max_workers=8)
+PY
+      ;;
+    modelscope)
+      ensure_python_module modelscope modelscope
+      echo "downloading ${LLMOPS_MODEL_ID} from ModelScope into $DIR"
+      python3 - <<'PY'
+import os
+from modelscope import snapshot_download
+snapshot_download(os.environ["LLMOPS_MODEL_ID"], revision=os.environ.get("LLMOPS_REVISION") or None,
+                  local_dir=os.environ["LLMOPS_MODEL_DIR"])
+PY
+      ;;
+    s3)
+      echo "syncing ${LLMOPS_S3_URI:?LLMOPS_S3_URI is not set} into $DIR"
+      aws s3 sync --only-show-errors "$LLMOPS_S3_URI" "$DIR"
+      ;;
+    *)
+      echo "unknown LLMOPS_SOURCE '${LLMOPS_SOURCE:-}' (huggingface, modelscope or s3)"; exit 2
+      ;;
+  esac
+}
+
+case "$MODE" in
+  verify)
+    verify
+    ;;
+  wait)
+    until [ -f "$MARKER" ] && verify; do
+      echo "waiting for the model download into $DIR"; sleep 15
+    done
+    ;;
+  download)
+    if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$STAMP" ] && verify; then
+      echo "model cache is complete, skipping the download"; exit 0
+    fi
+    download
+    verify
+    printf '%s' "$STAMP" > "$MARKER"
+    echo "model cache ready in $DIR"
+    ;;
+  *)
+    echo "usage: $0 download|wait|verify"; exit 2
+    ;;
+esac

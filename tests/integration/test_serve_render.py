@@ -1,0 +1,257 @@
+"""Real ansible-playbook runs of playbooks/serve.yml in render mode, one per example inventory.
+
+The plan comes from tests/integration/fixtures/plans/<inventory>.yml through serving_plan_override
+until llmops.inference.parallelism_plan is merged; test_plan_module_path runs the module path once
+the module is importable. Rendered objects are checked against the real upstream CRD schemas in
+../shared/crds (LeaderWorkerSet, PodGroup, ServiceMonitor, Route) with jsonschema.
+"""
+
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = os.path.join(ROOT, ".build", "collections")
+CRDS = os.path.join(os.path.dirname(ROOT), "shared", "crds")
+if not os.path.isdir(CRDS):
+    CRDS = "/work/shared/crds"
+PLANS = os.path.join(ROOT, "tests", "integration", "fixtures", "plans")
+INVENTORIES = (
+    "local",
+    "deepseek-r1-2x8-a800-sglang",
+    "distill-1gpu",
+    "qwen3-235b-vllm-tp8",
+    "qwen3-235b-vllm-2node-ray",
+)
+API_KEY = "sk-test-9f1c2e7d4b8a-never-printed"
+BIN = os.path.dirname(sys.executable)
+
+
+def ensure_collection_link():
+    link = os.path.join(COLLECTIONS, "ansible_collections", "llmops", "inference")
+    if not os.path.exists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(ROOT, link)
+
+
+def run_serve(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
+    ensure_collection_link()
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    command = [
+        os.path.join(BIN, "ansible-playbook"),
+        "-i",
+        os.path.join(ROOT, "inventories", inventory),
+        os.path.join(ROOT, "playbooks", playbook),
+        "-v",
+        "-e",
+        "llmops_apply_mode=render",
+        "-e",
+        "llmops_render_dir=%s" % render_dir,
+    ]
+    if plan:
+        with open(os.path.join(PLANS, inventory + ".yml")) as handle:
+            command += ["-e", json.dumps({"serving_plan_override": yaml.safe_load(handle)})]
+    command += list(extra)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def rendered(render_dir):
+    objects = {}
+    for path in sorted(glob.glob(os.path.join(render_dir, "*", "*.yaml"))):
+        with open(path) as handle:
+            obj = yaml.safe_load(handle)
+        objects.setdefault(obj["kind"], []).append(obj)
+    return objects
+
+
+def crd_schema(relative, version):
+    with open(os.path.join(CRDS, relative)) as handle:
+        for doc in yaml.safe_load_all(handle):
+            for served in doc["spec"]["versions"]:
+                if served["name"] == version:
+                    return served["schema"]["openAPIV3Schema"]
+    raise AssertionError("no version %s in %s" % (version, relative))
+
+
+SCHEMAS = {
+    "LeaderWorkerSet": ("lws/leaderworkerset.x-k8s.io_leaderworkersets.yaml", "v1"),
+    "PodGroup": ("volcano/scheduling.volcano.sh_podgroups.yaml", "v1beta1"),
+    "ServiceMonitor": ("prometheus-operator/monitoring.coreos.com_servicemonitors.yaml", "v1"),
+    "Route": ("openshift-api/routes.crd.yaml", "v1"),
+}
+
+
+def _openapi_to_jsonschema(node):
+    """Kubernetes structural schemas are OpenAPI v3: int-or-string has no JSON Schema type of its own."""
+    if isinstance(node, dict):
+        if node.get("x-kubernetes-int-or-string"):
+            node.pop("anyOf", None)
+            node["type"] = ["integer", "string"]
+        for key in [k for k, v in node.items() if v is None]:
+            del node[key]
+        for value in node.values():
+            _openapi_to_jsonschema(value)
+    elif isinstance(node, list):
+        for item in node:
+            _openapi_to_jsonschema(item)
+    return node
+
+
+def validate_custom_resources(objects):
+    import jsonschema
+
+    checked = 0
+    for kind, (relative, version) in SCHEMAS.items():
+        for obj in objects.get(kind, []):
+            assert obj["apiVersion"].endswith("/" + version)
+            jsonschema.Draft7Validator(_openapi_to_jsonschema(crd_schema(relative, version))).validate(obj)
+            checked += 1
+    return checked
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory):
+    results = {}
+    for inventory in INVENTORIES:
+        folder = str(tmp_path_factory.mktemp(inventory))
+        result = run_serve(
+            inventory,
+            folder,
+            "-e",
+            "inference_server_api_key=%s" % API_KEY,
+            "-e",
+            "inference_server_render_api_key_secret=true",
+        )
+        results[inventory] = (result, folder)
+    return results
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_render_succeeds_and_keeps_the_key_out_of_the_output(renders, inventory):
+    result, folder = renders[inventory]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    assert API_KEY not in output
+    objects = rendered(folder)
+    # The key went where it belongs: only into the Secret (rendered because we asked for it).
+    secret = objects["Secret"][0]
+    assert secret["stringData"]["api-key"] == API_KEY
+    files_with_key = [p for p in glob.glob(os.path.join(folder, "*", "*.yaml")) if API_KEY in read(p)]
+    assert len(files_with_key) == 1 and "/inference_server_secrets/" in files_with_key[0]
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_rendered_objects_are_sound(renders, inventory):
+    _result, folder = renders[inventory]
+    objects = rendered(folder)
+    validate_custom_resources(objects)
+    text = "".join(read(path) for path in glob.glob(os.path.join(folder, "*", "*.yaml")))
+    assert "privileged: true" not in text
+    assert objects["Namespace"][0]["metadata"]["name"]
+    assert objects["Service"][0]["spec"]["selector"]["llmops.io/role"] == "leader"
+
+
+def test_deepseek_r1_lws_fields(renders):
+    _result, folder = renders["deepseek-r1-2x8-a800-sglang"]
+    objects = rendered(folder)
+    assert validate_custom_resources(objects) == 2
+    lws = objects["LeaderWorkerSet"][0]
+    assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+    assert lws["spec"]["startupPolicy"] == "LeaderCreated"
+    template = lws["spec"]["leaderWorkerTemplate"]
+    assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
+    argv = template["workerTemplate"]["spec"]["containers"][0]["command"]
+    assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
+    assert argv[argv.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"
+    assert argv[argv.index("--tp-size") + 1] == "16"
+    assert template["leaderTemplate"]["spec"]["schedulerName"] == "volcano"
+    assert objects["PodGroup"][0]["spec"]["minMember"] == 2
+    assert "Deployment" in objects and objects["Deployment"][0]["metadata"]["name"] == "deepseek-r1-webui"
+
+
+def test_two_node_vllm_uses_ray(renders):
+    _result, folder = renders["qwen3-235b-vllm-2node-ray"]
+    lws = rendered(folder)["LeaderWorkerSet"][0]
+    leader = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]["command"][2]
+    worker = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["command"][2]
+    assert "ray start --head --port=6379" in leader and "--distributed-executor-backend ray" in leader
+    assert 'ray start --address="${LWS_LEADER_ADDRESS}":6379 --block' in worker
+
+
+def test_render_without_the_key_variable_leaves_the_secret_out(tmp_path):
+    result = run_serve("local", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Secret" not in rendered(str(tmp_path))
+    assert "kubectl -n llmops-demo create secret generic deepseek-r1-distill-1-5b-api-key" in " ".join(
+        result.stdout.split()
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["-e", "llmops_engine=tgi"], "unknown engine 'tgi'"),
+        (
+            ["-e", "model_cache_source=s3", "-e", "model_cache_s3_uri=s3://models/x"],
+            "model source s3 needs credentials",
+        ),
+        (["-e", '{"inference_server_extra_args": ["--tp-size", "2"]}'], "may not set --tp-size"),
+        (["-e", "inference_server_extra_args=--tp 2"], "must be a list"),
+    ],
+)
+def test_bad_input_fails_before_anything_is_rendered(tmp_path, extra, message):
+    result = run_serve("local", str(tmp_path), *extra)
+    assert result.returncode != 0
+    assert message in " ".join((result.stdout + result.stderr).split())
+    assert glob.glob(os.path.join(str(tmp_path), "*", "*.yaml")) == []
+
+
+PLAN_MODULE = "ansible_collections.llmops.inference.plugins.modules.parallelism_plan"
+
+
+def _plan_module_present():
+    ensure_collection_link()
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    try:
+        return importlib.util.find_spec(PLAN_MODULE) is not None
+    except ImportError:
+        return False
+
+
+needs_plan_module = pytest.mark.skipif(
+    not _plan_module_present(), reason="llmops.inference.parallelism_plan is not merged into this branch yet"
+)
+
+
+@needs_plan_module
+def test_plan_module_path_renders(tmp_path):
+    result = run_serve("local", str(tmp_path), plan=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Deployment" in rendered(str(tmp_path))
+
+
+@needs_plan_module
+def test_tensor_parallel_override_not_dividing_heads_fails_first(tmp_path):
+    # DeepSeek-R1-Distill-Qwen-1.5B has 12 attention heads and 2 KV heads; 5 divides neither.
+    result = run_serve("local", str(tmp_path), "-e", '{"serving_plan_overrides": {"tensor_parallel": 5}}', plan=False)
+    assert result.returncode != 0
+    assert "head" in result.stdout.lower()
+    assert glob.glob(os.path.join(str(tmp_path), "*", "*.yaml")) == []
