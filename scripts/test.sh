@@ -26,6 +26,8 @@ run_lint() {
   step "antsibull-changelog lint"
   antsibull-changelog lint
   step "ansible-lint (production profile)"
+  # ansible-lint keeps a copy of this collection under .ansible/; a stale one hides new roles.
+  rm -rf .ansible/collections/ansible_collections/llmops
   ansible-lint --profile production --offline
 }
 

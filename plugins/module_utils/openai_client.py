@@ -8,15 +8,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import ssl
 import threading
 import time
 
-try:
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, urlopen
-except ImportError:  # pragma: no cover - Python 2 is not supported
-    raise
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -28,16 +24,22 @@ class Endpoint(object):
             self.base_url += "/v1"
         self.api_key = api_key
         self.timeout = timeout
-        self.context = None if validate_certs else ssl._create_unverified_context()
+        self.validate_certs = validate_certs
 
     def _open(self, path, body=None):
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self.api_key:
             headers["Authorization"] = "Bearer " + self.api_key
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        request = Request(self.base_url + path, data=data, headers=headers, method="POST" if data else "GET")
         try:
-            return urlopen(request, timeout=self.timeout, context=self.context)
+            return open_url(
+                self.base_url + path,
+                data=data,
+                headers=headers,
+                method="POST" if data else "GET",
+                timeout=self.timeout,
+                validate_certs=self.validate_certs,
+            )
         except HTTPError as error:
             detail = error.read()[:300].decode("utf-8", "replace")
             hint = " (the API key was refused)" if error.code in (401, 403) else ""

@@ -54,7 +54,7 @@ options:
     type: int
     default: 4
 author:
-  - llmops.inference maintainers
+  - llmops.inference maintainers (@llmops)
 """
 
 EXAMPLES = r"""
@@ -103,7 +103,7 @@ def main():
             api_key=dict(type="str", default="", no_log=True),
             model=dict(type="str", default=""),
             prompt=dict(type="str", default="Say hello in one short sentence."),
-            max_tokens=dict(type="int", default=64),
+            max_tokens=dict(type="int", default=64, no_log=False),
             timeout=dict(type="int", default=300),
             validate_certs=dict(type="bool", default=True),
             load_test_requests=dict(type="int", default=0),

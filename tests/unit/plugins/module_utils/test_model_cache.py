@@ -128,7 +128,9 @@ def _run(folder, mode, **env):
         "LLMOPS_PIP_INSTALL": "false",
     }
     environment.update(env)
-    return subprocess.run(["/bin/sh", SCRIPT_PATH, mode], env=environment, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["/bin/sh", SCRIPT_PATH, mode], env=environment, capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def test_script_verifies_a_complete_snapshot(tmp_path):
