@@ -373,14 +373,15 @@ class _Context:
                 if self.illegal(tp, pp, dp, adp, ep, max_nodes=nodes):
                     continue
                 if gpus <= per_node:
-                    preference = pp
+                    preference = pp  # inside a node TP over NVLink beats PP: TP8 rather than TP1 x PP7
                 elif self.engine == "sglang" and fast:
                     preference = pp  # SGLang guidance: --tp 16 --nnodes 2
                 else:
                     preference = (abs(tp - per_node), pp)  # TP inside a node, PP across nodes
-                found.append((gpus, preference, tp, pp))
-        found.sort(key=lambda item: (item[0], item[1]))
-        result = [(tp, pp) for _gpus, _preference, tp, pp in found]
+                found.append((-(-gpus // per_node), preference, gpus, tp, pp))
+        # fewest nodes first, then the preferred layout, then the fewest GPUs
+        found.sort(key=lambda item: item[:3])
+        result = [(tp, pp) for _nodes, _preference, _gpus, tp, pp in found]
         if key is not None:
             _CANDIDATES[key] = result
         return result

@@ -650,3 +650,18 @@ def test_fp8_checkpoint_keeps_embeddings_in_bf16():
     embeddings = 2 * 129280 * 7168 * 2  # embed_tokens + lm_head, bf16
     assert fp8 == pytest.approx((shape.total_parameters() - 2 * 129280 * 7168) * 1.0 + embeddings, rel=0.002)
     assert total_weight_bytes(shape, "bf16") == pytest.approx(2 * shape.total_parameters(), rel=1e-9)
+
+
+def test_inside_one_node_tensor_parallel_beats_pipeline_stages():
+    """Seed 001: Qwen3-235B on one 8-GPU node runs TP8, not TP1 x PP7 (fewer GPUs, but PP inside NVLink)."""
+    result = plan(
+        {
+            "model": "Qwen/Qwen3-235B-A22B-Instruct-2507",
+            "accelerator": "A800-80G",
+            "accelerators_per_node": 8,
+            "nodes": 1,
+            "engine": "vllm",
+        }
+    )
+    assert (result["tensor_parallel"], result["pipeline_parallel"]) == (8, 1)
+    assert result["engine_args"][:2] == ["--tensor-parallel-size", "8"]
