@@ -26,8 +26,9 @@ run_lint() {
   step "antsibull-changelog lint"
   antsibull-changelog lint
   step "ansible-lint (production profile)"
-  # ansible-lint keeps a copy of this collection under .ansible/; a stale one hides new roles.
-  rm -rf .ansible/collections/ansible_collections/llmops
+  # ansible-lint keeps a copy of this collection under .ansible/, and molecule's prerun may install
+  # one under ~/.ansible/collections; a stale copy shadows this tree's new roles and modules.
+  rm -rf .ansible/collections/ansible_collections/llmops "$HOME/.ansible/collections/ansible_collections/llmops"
   ansible-lint --profile production --offline
 }
 

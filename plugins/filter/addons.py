@@ -7,20 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.llmops.inference.plugins.module_utils import addons
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-
-
-def _wrap(function):
-    def wrapped(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except LlmopsError as error:
-            raise AnsibleFilterError(error.message)
-
-    return wrapped
+from ansible_collections.llmops.inference.plugins.plugin_utils.filters import filter_function
 
 
 def addon_release(addon, version, allow_unknown=False, chart_version=""):
@@ -36,9 +24,9 @@ def addon_chart_ref(source, chart, version, repo_url="", oci_ref="", archive="")
 class FilterModule(object):
     def filters(self):
         return {
-            "addon_release": _wrap(addon_release),
-            "addon_values": _wrap(addons.build_values),
-            "addon_chart_ref": _wrap(addon_chart_ref),
-            "lws_upgrade_plan": _wrap(addons.lws_upgrade_plan),
-            "field_at": _wrap(addons.field_at),
+            "addon_release": filter_function(addon_release),
+            "addon_values": filter_function(addons.build_values),
+            "addon_chart_ref": filter_function(addon_chart_ref),
+            "lws_upgrade_plan": filter_function(addons.lws_upgrade_plan),
+            "field_at": filter_function(addons.field_at),
         }

@@ -7,26 +7,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.llmops.inference.plugins.module_utils import manifests
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
-
-
-def _wrap(function):
-    def wrapped(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except LlmopsError as error:
-            raise AnsibleFilterError(error.message)
-
-    return wrapped
+from ansible_collections.llmops.inference.plugins.plugin_utils.filters import filter_function
 
 
 class FilterModule(object):
     def filters(self):
         return {
-            "rewrite_images": _wrap(manifests.rewrite_images),
-            "mirror_image": _wrap(manifests.mirror_image),
-            "manifest_filename": _wrap(manifests.manifest_filename),
+            "rewrite_images": filter_function(manifests.rewrite_images),
+            "mirror_image": filter_function(manifests.mirror_image),
+            "manifest_filename": filter_function(manifests.manifest_filename),
         }

@@ -43,20 +43,15 @@ _value:
   type: raw
 """
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import as_pod_env, nccl_env_from_rdma
+from ansible_collections.llmops.inference.plugins.plugin_utils.filters import filter_function
 
 
 def nccl_env(rdma_facts, overrides=None, as_list=False):
-    try:
-        env = nccl_env_from_rdma(rdma_facts, overrides)
-    except LlmopsError as exc:
-        raise AnsibleFilterError(exc.message)
+    env = nccl_env_from_rdma(rdma_facts, overrides)
     return as_pod_env(env) if as_list else env
 
 
 class FilterModule(object):
     def filters(self):
-        return {"nccl_env": nccl_env}
+        return {"nccl_env": filter_function(nccl_env)}

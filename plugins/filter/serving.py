@@ -7,8 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.llmops.inference.plugins.filter.manifests import _wrap
 from ansible_collections.llmops.inference.plugins.module_utils import exposure, model_cache, serving
+from ansible_collections.llmops.inference.plugins.plugin_utils.filters import filter_function
 
 
 def inference_server_argv(config, plan, multi_node=False):
@@ -19,9 +19,9 @@ def inference_server_argv(config, plan, multi_node=False):
 class FilterModule(object):
     def filters(self):
         return {
-            "inference_server_manifests": _wrap(serving.server_manifests),
-            "inference_server_argv": _wrap(inference_server_argv),
-            "inference_api_key_secret": _wrap(serving.api_key_secret),
-            "model_cache_plan": _wrap(model_cache.cache_plan),
-            "inference_exposure_manifests": _wrap(exposure.exposure_manifests),
+            "inference_server_manifests": filter_function(serving.server_manifests),
+            "inference_server_argv": filter_function(inference_server_argv),
+            "inference_api_key_secret": filter_function(serving.api_key_secret),
+            "model_cache_plan": filter_function(model_cache.cache_plan),
+            "inference_exposure_manifests": filter_function(exposure.exposure_manifests),
         }
