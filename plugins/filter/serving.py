@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: llmops.inference contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Jinja filters for the serving roles; the logic lives in module_utils (serving, model_cache, exposure)."""
+"""Jinja filters for the serving roles; the logic lives in module_utils (serving, kserve, model_cache, exposure)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.llmops.inference.plugins.module_utils import exposure, model_cache, serving
+from ansible_collections.llmops.inference.plugins.module_utils import exposure, kserve, model_cache, serving
 from ansible_collections.llmops.inference.plugins.plugin_utils.filters import filter_function
 
 
@@ -24,4 +24,6 @@ class FilterModule(object):
             "inference_api_key_secret": filter_function(serving.api_key_secret),
             "model_cache_plan": filter_function(model_cache.cache_plan),
             "inference_exposure_manifests": filter_function(exposure.exposure_manifests),
+            "inference_server_kserve_manifests": filter_function(kserve.kserve_manifests),
+            "inference_server_kserve_s3_secret": filter_function(kserve.s3_credentials_secret),
         }

@@ -16,6 +16,7 @@ __metaclass__ = type
 import math
 import re
 
+from ansible_collections.llmops.inference.plugins.module_utils import accelerator_catalog
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 ENGINES = ("sglang", "vllm")
@@ -54,6 +55,25 @@ PARALLELISM_FLAGS = frozenset(
 )
 # Flags the role itself sets from its own variables.
 ROLE_FLAGS = frozenset(("--model-path", "--model", "--served-model-name", "--host", "--port", "--api-key"))
+
+# What the pod spec needs per accelerator vendor. The Ascend device plugin (MindCluster ascend-device-plugin)
+# injects /dev/davinci<N>, /dev/davinci_manager, /dev/devmm_svm and /dev/hisi_hdc for huawei.com/Ascend910,
+# but not the driver's user-space libraries and tools: those come from the host, as in seed 003's MindIE
+# `docker run` (-v /usr/local/Ascend/driver, /usr/local/dcmi, npu-smi, /etc/hccn.conf, /var/log/npu:/usr/slog)
+# and vllm-ascend's container guide (/usr/local/bin/npu-smi, /etc/ascend_install.info).
+ASCEND_HOST_MOUNTS = (
+    {"host_path": "/usr/local/Ascend/driver", "type": "Directory"},
+    {"host_path": "/usr/local/dcmi", "type": "Directory"},
+    {"host_path": "/usr/local/bin/npu-smi", "type": "File"},
+    {"host_path": "/etc/ascend_install.info", "type": "File"},
+    {"host_path": "/etc/hccn.conf", "type": "File"},
+    {"host_path": "/var/log/npu", "mount_path": "/usr/slog", "type": "DirectoryOrCreate", "read_only": False},
+)
+ACCELERATOR_VENDORS = {
+    "nvidia": {"resource": "nvidia.com/gpu", "host_mounts": ()},
+    "huawei": {"resource": "huawei.com/Ascend910", "host_mounts": ASCEND_HOST_MOUNTS},
+}
+HOST_PATH_TYPES = ("", "Directory", "DirectoryOrCreate", "File", "FileOrCreate", "Socket", "CharDevice")
 
 # Per engine: how the server starts and how each option maps to flags. None means "engine default".
 ENGINE_TRAITS = {
@@ -126,6 +146,76 @@ def validate_plan(plan):
 
 def accelerators_per_pod(plan):
     return int(plan["accelerators_used"]) // int(plan["nodes"])
+
+
+def accelerator_vendor(config, plan):
+    """``nvidia`` or ``huawei``: the config's explicit choice, else the vendor of the plan's accelerator."""
+    vendor = config.get("accelerator_vendor") or ""
+    if not vendor:
+        accelerator_id = accelerator_catalog.resolve((plan.get("accelerator") or {}).get("id"))
+        vendor = accelerator_catalog.ACCELERATORS[accelerator_id]["vendor"] if accelerator_id else "nvidia"
+    if vendor not in ACCELERATOR_VENDORS:
+        raise LlmopsError(
+            "unknown accelerator vendor %r: choose one of %s" % (vendor, ", ".join(sorted(ACCELERATOR_VENDORS)))
+        )
+    return vendor
+
+
+def _host_mounts(mounts):
+    checked = []
+    for mount in mounts:
+        if not isinstance(mount, dict) or not str(mount.get("host_path", "")).startswith("/"):
+            raise LlmopsError("host mount %r needs host_path, an absolute path on the node" % (mount,))
+        if mount.get("type", "") not in HOST_PATH_TYPES:
+            raise LlmopsError(
+                "host mount %s: type %r is not one of %s" % (mount["host_path"], mount["type"], ", ".join(HOST_PATH_TYPES))
+            )
+        checked.append(dict(mount))
+    return checked
+
+
+def resolve_accelerator(config, plan):
+    """Fill what the accelerator vendor decides: resource name, image (when not given), host mounts.
+
+    ``config["images"]`` maps vendor -> engine -> image; an explicit ``image`` wins. ``host_mounts`` None
+    means the vendor's defaults (ASCEND_HOST_MOUNTS on Ascend), a list replaces them.
+    """
+    vendor = accelerator_vendor(config, plan)
+    traits = ACCELERATOR_VENDORS[vendor]
+    resolved = dict(config, accelerator_vendor=vendor)
+    if not resolved.get("accelerator_resource"):
+        resolved["accelerator_resource"] = traits["resource"]
+    if not resolved.get("image"):
+        image = ((config.get("images") or {}).get(vendor) or {}).get(config.get("engine"))
+        if not image:
+            raise LlmopsError(
+                "no %s image is known for %s accelerators: set inference_server_image (or the %s entry of the "
+                "vendor's image map)" % (config.get("engine"), vendor, config.get("engine"))
+            )
+        resolved["image"] = image
+    mounts = config.get("host_mounts")
+    resolved["host_mounts"] = _host_mounts(traits["host_mounts"] if mounts is None else mounts)
+    return resolved
+
+
+def host_mount_volumes(config):
+    """(volumes, volumeMounts) for the vendor's host paths (driver, tools) the engine container needs."""
+    volumes, mounts = [], []
+    for index, mount in enumerate(config.get("host_mounts") or []):
+        name = "host-%d-%s" % (index, re.sub(r"[^a-z0-9]+", "-", mount["host_path"].lower()).strip("-"))[:63]
+        name = name.rstrip("-")
+        host_path = {"path": mount["host_path"]}
+        if mount.get("type"):
+            host_path["type"] = mount["type"]
+        volumes.append({"name": name, "hostPath": host_path})
+        mounts.append(
+            {
+                "name": name,
+                "mountPath": mount.get("mount_path") or mount["host_path"],
+                "readOnly": bool(mount.get("read_only", True)),
+            }
+        )
+    return volumes, mounts
 
 
 def _flag_names(argv):
@@ -361,7 +451,8 @@ def _engine_container(config, plan, cache, role):
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "model-cache", "mountPath": cache["mount_path"], "readOnly": bool(cache.get("read_only"))},
-        ],
+        ]
+        + host_mount_volumes(config)[1],
     }
     if config["engine"] == "vllm" and multi_node:
         if role == "leader":
@@ -396,6 +487,7 @@ def pod_spec(config, plan, cache, role):
         spec["initContainers"] = [cache["init_container"]]
     if cache.get("extra_volumes"):
         spec["volumes"] += cache["extra_volumes"]
+    spec["volumes"] += host_mount_volumes(config)[0]
     if config.get("host_network"):
         spec["hostNetwork"] = True
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
@@ -456,8 +548,8 @@ def pods_total(config, plan):
 
 def server_manifests(config, plan, cache):
     """Every object of the server, in apply order: [PodGroup], workload."""
-    validate_config(config)
     validate_plan(plan)
+    config = validate_config(resolve_accelerator(config, plan))
     objects = []
     annotations = {}
     volcano = config.get("volcano") or {}
