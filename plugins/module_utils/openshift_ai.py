@@ -71,9 +71,13 @@ _OPERATOR_KEYS = frozenset(
 def _string(value, what, allow_empty=False):
     """Accept only real strings: YAML turns an unquoted channel such as 2.16 into a float."""
     if not isinstance(value, str):
-        raise LlmopsError(
-            "%s must be a string, got %s %r; quote it in YAML (e.g. '%s')" % (what, type(value).__name__, value, value)
-        )
+        if isinstance(value, bool) or value is None:
+            kind = repr(value)
+        elif isinstance(value, (int, float)):
+            kind = "the number %s" % value
+        else:
+            kind = "a %s" % type(value).__name__.lstrip("_")
+        raise LlmopsError("%s must be a string, got %s; quote it in YAML (e.g. '%s')" % (what, kind, value))
     if not allow_empty and not value.strip():
         raise LlmopsError("%s is empty" % what)
     return value

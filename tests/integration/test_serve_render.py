@@ -3,25 +3,19 @@
 The plan comes from tests/integration/fixtures/plans/<inventory>.yml through serving_plan_override
 until llmops.inference.parallelism_plan is merged; test_plan_module_path runs the module path once
 the module is importable. Rendered objects are checked against the real upstream CRD schemas in
-../shared/crds (LeaderWorkerSet, PodGroup, ServiceMonitor, Route) with jsonschema.
+../shared/crds (LeaderWorkerSet, PodGroup, ServiceMonitor, Route) with jsonschema
+(helpers in render_helpers.py, shared with test_openshift_render.py).
 """
 
 import glob
 import importlib.util
-import json
 import os
-import subprocess
 import sys
 
 import pytest
-import yaml
+from render_helpers import COLLECTIONS, ensure_collection_link, read, rendered, validate_custom_resources
+from render_helpers import run_render as run_serve
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-CRDS = os.path.join(os.path.dirname(ROOT), "shared", "crds")
-if not os.path.isdir(CRDS):
-    CRDS = "/work/shared/crds"
-PLANS = os.path.join(ROOT, "tests", "integration", "fixtures", "plans")
 INVENTORIES = (
     "local",
     "deepseek-r1-2x8-a800-sglang",
@@ -30,100 +24,6 @@ INVENTORIES = (
     "qwen3-235b-vllm-2node-ray",
 )
 API_KEY = "sk-test-9f1c2e7d4b8a-never-printed"
-BIN = os.path.dirname(sys.executable)
-
-
-def ensure_collection_link():
-    link = os.path.join(COLLECTIONS, "ansible_collections", "llmops", "inference")
-    if not os.path.exists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(ROOT, link)
-
-
-def run_serve(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
-    ensure_collection_link()
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    command = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        os.path.join(ROOT, "inventories", inventory),
-        os.path.join(ROOT, "playbooks", playbook),
-        "-v",
-        "-e",
-        "llmops_apply_mode=render",
-        "-e",
-        "llmops_render_dir=%s" % render_dir,
-    ]
-    if plan:
-        with open(os.path.join(PLANS, inventory + ".yml")) as handle:
-            command += ["-e", json.dumps({"serving_plan_override": yaml.safe_load(handle)})]
-    command += list(extra)
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
-
-
-def read(path):
-    with open(path) as handle:
-        return handle.read()
-
-
-def rendered(render_dir):
-    objects = {}
-    for path in sorted(glob.glob(os.path.join(render_dir, "*", "*.yaml"))):
-        with open(path) as handle:
-            obj = yaml.safe_load(handle)
-        objects.setdefault(obj["kind"], []).append(obj)
-    return objects
-
-
-def crd_schema(relative, version):
-    with open(os.path.join(CRDS, relative)) as handle:
-        for doc in yaml.safe_load_all(handle):
-            for served in doc["spec"]["versions"]:
-                if served["name"] == version:
-                    return served["schema"]["openAPIV3Schema"]
-    raise AssertionError("no version %s in %s" % (version, relative))
-
-
-SCHEMAS = {
-    "LeaderWorkerSet": ("lws/leaderworkerset.x-k8s.io_leaderworkersets.yaml", "v1"),
-    "PodGroup": ("volcano/scheduling.volcano.sh_podgroups.yaml", "v1beta1"),
-    "ServiceMonitor": ("prometheus-operator/monitoring.coreos.com_servicemonitors.yaml", "v1"),
-    "Route": ("openshift-api/routes.crd.yaml", "v1"),
-}
-
-
-def _openapi_to_jsonschema(node):
-    """Kubernetes structural schemas are OpenAPI v3: int-or-string has no JSON Schema type of its own."""
-    if isinstance(node, dict):
-        if node.get("x-kubernetes-int-or-string"):
-            node.pop("anyOf", None)
-            node["type"] = ["integer", "string"]
-        for key in [k for k, v in node.items() if v is None]:
-            del node[key]
-        for value in node.values():
-            _openapi_to_jsonschema(value)
-    elif isinstance(node, list):
-        for item in node:
-            _openapi_to_jsonschema(item)
-    return node
-
-
-def validate_custom_resources(objects):
-    import jsonschema
-
-    checked = 0
-    for kind, (relative, version) in SCHEMAS.items():
-        for obj in objects.get(kind, []):
-            assert obj["apiVersion"].endswith("/" + version)
-            jsonschema.Draft7Validator(_openapi_to_jsonschema(crd_schema(relative, version))).validate(obj)
-            checked += 1
-    return checked
 
 
 @pytest.fixture(scope="module")
