@@ -254,3 +254,61 @@ def test_quantity_bytes():
     assert serving.quantity_bytes("1.5Gi") == int(1.5 * 2**30)
     with pytest.raises(LlmopsError):
         serving.quantity_bytes("lots")
+
+
+def _ascend_case(**changes):
+    config, plan, cache = case("qwen3-235b-vllm-2node-ray")
+    plan = copy.deepcopy(plan)
+    plan["accelerator"]["id"] = "Ascend-910B-64G"
+    config = dict(config, image="", accelerator_resource="", **changes)
+    config["images"] = {"nvidia": {"vllm": "nv"}, "huawei": {"vllm": "quay.io/ascend/vllm-ascend:v0.13.0"}}
+    return config, plan, cache
+
+
+def test_vendor_comes_from_the_plans_accelerator():
+    config, plan, _cache = _ascend_case()
+    assert serving.accelerator_vendor(config, plan) == "huawei"
+    assert serving.accelerator_vendor(dict(config, accelerator_vendor="nvidia"), plan) == "nvidia"
+    assert serving.accelerator_vendor({}, {"accelerator": {"id": "custom-48G"}}) == "nvidia"
+    with pytest.raises(LlmopsError, match="unknown accelerator vendor 'amd'"):
+        serving.accelerator_vendor({"accelerator_vendor": "amd"}, plan)
+
+
+def test_ascend_pods_get_npu_resource_image_and_driver_mounts():
+    config, plan, cache = _ascend_case()
+    objects = serving.server_manifests(config, plan, cache["layout"])
+    for role in ("leaderTemplate", "workerTemplate"):
+        spec = objects[-1]["spec"]["leaderWorkerTemplate"][role]["spec"]
+        container = engine({"spec": spec})
+        assert container["image"] == "quay.io/ascend/vllm-ascend:v0.13.0"
+        assert container["resources"]["limits"]["huawei.com/Ascend910"] == "8"
+        assert "nvidia.com/gpu" not in container["resources"]["limits"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert mounts["/usr/local/Ascend/driver"]["readOnly"] is True and mounts["/usr/slog"]["readOnly"] is False
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert all(volumes[m["name"]].get("hostPath") for m in container["volumeMounts"] if m["name"].startswith("host-"))
+        assert {"path": "/etc/ascend_install.info", "type": "File"} in [v.get("hostPath") for v in spec["volumes"]]
+
+
+def test_nvidia_pods_get_no_host_mounts_and_explicit_mounts_replace_the_defaults():
+    config, plan, cache = case("distill-1gpu")
+    container = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/dev/shm", "/models"]
+    config, plan, cache = _ascend_case(host_mounts=[{"host_path": "/opt/driver", "mount_path": "/usr/local/Ascend/driver"}])
+    spec = serving.server_manifests(config, plan, cache["layout"])[-1]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    assert [v["hostPath"] for v in spec["spec"]["volumes"] if "hostPath" in v] == [{"path": "/opt/driver"}]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"images": {"huawei": {}}}, "no vllm image is known for huawei accelerators"),
+        ({"host_mounts": [{"host_path": "relative"}]}, "absolute path"),
+        ({"host_mounts": [{"host_path": "/x", "type": "Dir"}]}, "is not one of"),
+    ],
+)
+def test_bad_accelerator_settings(changes, message):
+    config, plan, cache = _ascend_case()
+    config.update(changes)
+    with pytest.raises(LlmopsError, match=message):
+        serving.server_manifests(config, plan, cache["layout"])
