@@ -90,7 +90,8 @@ def validate_operator(key, operator, defaults=None):
     unknown = sorted(set(operator) - _OPERATOR_KEYS)
     if unknown:
         raise LlmopsError(
-            "operator %s: unknown settings %s (known: %s)" % (key, ", ".join(unknown), ", ".join(sorted(_OPERATOR_KEYS)))
+            "operator %s: unknown settings %s (known: %s)"
+            % (key, ", ".join(unknown), ", ".join(sorted(_OPERATOR_KEYS)))
         )
     merged = dict(defaults or {})
     merged.update(operator)
@@ -254,7 +255,10 @@ def dsc_manifest(settings):
     return {
         "apiVersion": DSC_API_VERSION,
         "kind": "DataScienceCluster",
-        "metadata": {"name": _string(settings.get("name", "default-dsc"), "DataScienceCluster name"), "labels": _labels()},
+        "metadata": {
+            "name": _string(settings.get("name", "default-dsc"), "DataScienceCluster name"),
+            "labels": _labels(),
+        },
         "spec": {"components": spec},
     }
 

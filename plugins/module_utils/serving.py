@@ -168,7 +168,8 @@ def _host_mounts(mounts):
             raise LlmopsError("host mount %r needs host_path, an absolute path on the node" % (mount,))
         if mount.get("type", "") not in HOST_PATH_TYPES:
             raise LlmopsError(
-                "host mount %s: type %r is not one of %s" % (mount["host_path"], mount["type"], ", ".join(HOST_PATH_TYPES))
+                "host mount %s: type %r is not one of %s"
+                % (mount["host_path"], mount["type"], ", ".join(HOST_PATH_TYPES))
             )
         checked.append(dict(mount))
     return checked

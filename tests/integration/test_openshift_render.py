@@ -108,7 +108,10 @@ def test_dsc_has_kserve_managed_in_raw_deployment(openshift):
     objects = rendered(folder)
     dsc = objects["DataScienceCluster"][0]
     assert dsc["apiVersion"] == "datasciencecluster.opendatahub.io/v2"
-    assert dsc["spec"]["components"]["kserve"] == {"managementState": "Managed", "rawDeploymentServiceConfig": "Headless"}
+    assert dsc["spec"]["components"]["kserve"] == {
+        "managementState": "Managed",
+        "rawDeploymentServiceConfig": "Headless",
+    }
     assert dsc["spec"]["components"]["dashboard"] == {"managementState": "Managed"}
     dsci = objects["DSCInitialization"][0]
     assert dsci["spec"]["applicationsNamespace"] == "redhat-ods-applications"

@@ -28,7 +28,13 @@ def test_role_defaults_make_the_seed_stack_in_order():
     operators, order = role_operators()
     objects = openshift_ai.operator_manifests(openshift_ai.enabled_operators(operators, order, DEFAULTS))
     subscriptions = [obj["spec"]["name"] for obj in objects if obj["kind"] == "Subscription"]
-    assert subscriptions == ["nfd", "gpu-operator-certified", "servicemeshoperator", "serverless-operator", "rhods-operator"]
+    assert subscriptions == [
+        "nfd",
+        "gpu-operator-certified",
+        "servicemeshoperator",
+        "serverless-operator",
+        "rhods-operator",
+    ]
     kinds = [(obj["kind"], obj["metadata"].get("namespace", obj["metadata"]["name"])) for obj in objects]
     # Each namespace (and its OperatorGroup) comes before its Subscription; openshift-operators gets neither.
     assert kinds.index(("Namespace", "openshift-nfd")) < kinds.index(("Subscription", "openshift-nfd"))
@@ -39,9 +45,16 @@ def test_role_defaults_make_the_seed_stack_in_order():
 
 
 def test_mirrored_catalog_and_manual_approval():
-    operators = {"rhoai": {"package": "rhods-operator", "namespace": "redhat-ods-operator", "channel": "stable",
-                           "starting_csv": "rhods-operator.3.0.0", "source": "cs-redhat-operator-index",
-                           "target_namespaces": "all"}}
+    operators = {
+        "rhoai": {
+            "package": "rhods-operator",
+            "namespace": "redhat-ods-operator",
+            "channel": "stable",
+            "starting_csv": "rhods-operator.3.0.0",
+            "source": "cs-redhat-operator-index",
+            "target_namespaces": "all",
+        }
+    }
     defaults = dict(DEFAULTS, install_plan_approval="Manual")
     objects = openshift_ai.operator_manifests(openshift_ai.enabled_operators(operators, ["rhoai"], defaults))
     subscription = objects[-1]["spec"]
@@ -78,7 +91,10 @@ def test_bad_operator_settings(change, message):
 def test_dsc_kserve_is_managed_and_components_checked():
     dsc = openshift_ai.dsc_manifest({"components": {"dashboard": "Managed", "ray": {"managementState": "Removed"}}})
     assert dsc["apiVersion"] == "datasciencecluster.opendatahub.io/v2"
-    assert dsc["spec"]["components"]["kserve"] == {"managementState": "Managed", "rawDeploymentServiceConfig": "Headless"}
+    assert dsc["spec"]["components"]["kserve"] == {
+        "managementState": "Managed",
+        "rawDeploymentServiceConfig": "Headless",
+    }
     assert dsc["spec"]["components"]["ray"] == {"managementState": "Removed"}
     with pytest.raises(LlmopsError, match="unknown DataScienceCluster v2 components modelmeshserving"):
         openshift_ai.dsc_manifest({"components": {"modelmeshserving": "Managed"}})
@@ -89,8 +105,13 @@ def test_dsc_kserve_is_managed_and_components_checked():
 
 
 def test_dsc_components_match_the_v2_crd():
-    path = os.path.join(os.path.dirname(ROOT), "shared", "crds", "opendatahub-operator",
-                        "datasciencecluster.opendatahub.io_datascienceclusters.yaml")
+    path = os.path.join(
+        os.path.dirname(ROOT),
+        "shared",
+        "crds",
+        "opendatahub-operator",
+        "datasciencecluster.opendatahub.io_datascienceclusters.yaml",
+    )
     if not os.path.exists(path):
         path = "/work/shared/crds/opendatahub-operator/datasciencecluster.opendatahub.io_datascienceclusters.yaml"
     with open(path) as handle:
@@ -101,21 +122,46 @@ def test_dsc_components_match_the_v2_crd():
 
 
 def test_dsci_fields():
-    dsci = openshift_ai.dsci_manifest({"applications_namespace": "redhat-ods-applications",
-                                       "monitoring_namespace": "redhat-ods-monitoring"})
+    dsci = openshift_ai.dsci_manifest(
+        {"applications_namespace": "redhat-ods-applications", "monitoring_namespace": "redhat-ods-monitoring"}
+    )
     assert dsci["spec"]["monitoring"] == {"managementState": "Managed", "namespace": "redhat-ods-monitoring"}
     assert dsci["spec"]["trustedCABundle"] == {"managementState": "Managed", "customCABundle": ""}
-    assert "monitoring" not in openshift_ai.dsci_manifest({"applications_namespace": "a", "monitoring_namespace": ""})["spec"]
+    assert (
+        "monitoring"
+        not in openshift_ai.dsci_manifest({"applications_namespace": "a", "monitoring_namespace": ""})["spec"]
+    )
 
 
 def test_alm_example_picks_the_kind_and_places_it():
-    csv = {"metadata": {"name": "gpu-operator-certified.v24.9.1", "annotations": {"alm-examples": json.dumps([
-        {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": "gpu-cluster-policy"}},
-        {"apiVersion": "nvidia.com/v1alpha1", "kind": "NVIDIADriver", "metadata": {"name": "d", "namespace": "x"}},
-    ])}}}
-    policy = openshift_ai.alm_example(csv, {"kind": "ClusterPolicy", "namespaced": False, "namespace": "nvidia-gpu-operator"})
+    csv = {
+        "metadata": {
+            "name": "gpu-operator-certified.v24.9.1",
+            "annotations": {
+                "alm-examples": json.dumps(
+                    [
+                        {
+                            "apiVersion": "nvidia.com/v1",
+                            "kind": "ClusterPolicy",
+                            "metadata": {"name": "gpu-cluster-policy"},
+                        },
+                        {
+                            "apiVersion": "nvidia.com/v1alpha1",
+                            "kind": "NVIDIADriver",
+                            "metadata": {"name": "d", "namespace": "x"},
+                        },
+                    ]
+                )
+            },
+        }
+    }
+    policy = openshift_ai.alm_example(
+        csv, {"kind": "ClusterPolicy", "namespaced": False, "namespace": "nvidia-gpu-operator"}
+    )
     assert policy["metadata"] == {"name": "gpu-cluster-policy"}
-    driver = openshift_ai.alm_example(csv, {"kind": "NVIDIADriver", "namespaced": True, "namespace": "nvidia-gpu-operator"})
+    driver = openshift_ai.alm_example(
+        csv, {"kind": "NVIDIADriver", "namespaced": True, "namespace": "nvidia-gpu-operator"}
+    )
     assert driver["metadata"]["namespace"] == "nvidia-gpu-operator"
     with pytest.raises(LlmopsError, match="has no NodeFeatureDiscovery example .it has: ClusterPolicy, NVIDIADriver"):
         openshift_ai.alm_example(csv, {"kind": "NodeFeatureDiscovery"})

@@ -286,7 +286,9 @@ def test_ascend_pods_get_npu_resource_image_and_driver_mounts():
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         assert mounts["/usr/local/Ascend/driver"]["readOnly"] is True and mounts["/usr/slog"]["readOnly"] is False
         volumes = {v["name"]: v for v in spec["volumes"]}
-        assert all(volumes[m["name"]].get("hostPath") for m in container["volumeMounts"] if m["name"].startswith("host-"))
+        assert all(
+            volumes[m["name"]].get("hostPath") for m in container["volumeMounts"] if m["name"].startswith("host-")
+        )
         assert {"path": "/etc/ascend_install.info", "type": "File"} in [v.get("hostPath") for v in spec["volumes"]]
 
 
@@ -294,7 +296,9 @@ def test_nvidia_pods_get_no_host_mounts_and_explicit_mounts_replace_the_defaults
     config, plan, cache = case("distill-1gpu")
     container = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/dev/shm", "/models"]
-    config, plan, cache = _ascend_case(host_mounts=[{"host_path": "/opt/driver", "mount_path": "/usr/local/Ascend/driver"}])
+    config, plan, cache = _ascend_case(
+        host_mounts=[{"host_path": "/opt/driver", "mount_path": "/usr/local/Ascend/driver"}]
+    )
     spec = serving.server_manifests(config, plan, cache["layout"])[-1]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
     assert [v["hostPath"] for v in spec["spec"]["volumes"] if "hostPath" in v] == [{"path": "/opt/driver"}]
 
