@@ -9,6 +9,9 @@ source "$(dirname "$0")/lib.sh"
 
 # Published modules only, no cgo, no network except the module proxy, no toolchain switch.
 export GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+# The compile cache sits beside the binaries so CI caches one directory (~/.cache/llmops-inference);
+# an explicit GOCACHE wins.
+export GOCACHE="${GOCACHE:-${LLMOPS_CACHE_DIR:-$HOME/.cache/llmops-inference}/go-build}"
 command -v go >/dev/null || die "go not found; install Go >= 1.26 (the pinned kwok/helm/lws need it)"
 
 # Fixed build metadata so the binaries are reproducible; the version fields matter:
@@ -52,9 +55,10 @@ ldflags_for() {
 # Print a progress line every 100 compiled packages (go build -v lists each one) and pass errors through.
 progress() {
   awk -v name="$1" '
+    /^go: downloading / { d++; if (d == 1) { printf ">>> [testbed] %s: downloading modules\n", name; fflush() }; next }
     /^[^ \t]+$/ && !/^#/ { n++; if (n % 100 == 0) { printf ">>> [testbed] %s: %d packages compiled\n", name, n; fflush() }; next }
     { print; fflush() }
-    END { printf ">>> [testbed] %s: %d packages compiled in total\n", name, n }' >&2
+    END { printf ">>> [testbed] %s: %d modules downloaded, %d packages compiled\n", name, d, n }' >&2
 }
 
 build_module() {

@@ -9,7 +9,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 start=$SECONDS
-bash "$TESTBED_REPO_ROOT/scripts/testbed/build.sh"
+# only what the cluster runs (helm is built by `make testbed-build`)
+build_modules=(kubernetes kwok)
+[[ ${TESTBED_LWS:-1} == 1 ]] && build_modules+=(lws)
+bash "$TESTBED_REPO_ROOT/scripts/testbed/build.sh" "${build_modules[@]}"
 export PATH="$TESTBED_BIN:$PATH"
 # kwokctl keeps the cluster's files (pids, logs, certs, etcd data) under KWOK_WORKDIR
 export KWOK_WORKDIR="$TESTBED_STATE/kwok" KWOK_KUBE_VERSION="$KUBERNETES_VERSION"
@@ -30,7 +33,7 @@ else
   fi
   mkdir -p "$TESTBED_STATE"
   log "starting kwok cluster '$TESTBED_CLUSTER_NAME' (Kubernetes $KUBERNETES_VERSION, binary runtime)"
-  kwokctl create cluster \
+  kwokctl --config "$TESTBED_REPO_ROOT/testbed/kwokctl.yaml" create cluster \
     --name "$TESTBED_CLUSTER_NAME" \
     --runtime binary \
     --kube-apiserver-binary "$TESTBED_BIN/kube-apiserver" \
