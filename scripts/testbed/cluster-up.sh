@@ -54,7 +54,7 @@ kubectl wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null
 
 log "installing the upstream CRDs from $crds_dir"
 kubectl apply --server-side --force-conflicts -R -f "$crds_dir" >/dev/null
-kubectl wait --for=condition=Established crd --all --timeout=120s >/dev/null
+wait_established crd --all
 
 if [[ ${TESTBED_LWS:-1} == 1 ]]; then
   bash "$TESTBED_REPO_ROOT/scripts/testbed/lws-up.sh"

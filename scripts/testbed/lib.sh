@@ -27,3 +27,14 @@ module_bin_dir() { printf '%s/%s-%s\n' "$TESTBED_CACHE" "$1" "$(module_key "$1")
 
 # Where build.sh links the binaries of the current pins (per checkout, so worktrees with other pins do not clash).
 TESTBED_BIN="$TESTBED_REPO_ROOT/.build/testbed/bin"
+
+# kubectl wait --for=condition=Established <crd args>; a CRD that apply has just created or touched
+# can briefly have no conditions at all, which kubectl wait reports as an error, so retry.
+wait_established() {
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    kubectl wait --for=condition=Established "$@" --timeout=120s >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  kubectl wait --for=condition=Established "$@" --timeout=1s
+}

@@ -11,11 +11,6 @@ export GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
 state="$TESTBED_STATE/lws"
 pidfile="$TESTBED_STATE/pids/lws-controller.pid"
 mkdir -p "$state/certs" "$TESTBED_STATE/pids"
-if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null \
-   && curl -fs "http://127.0.0.1:$(cat "$state/probe-port")/readyz" >/dev/null 2>&1; then
-  log "LWS controller already running (pid $(cat "$pidfile"))"
-  exit 0
-fi
 
 lws_dir="$(cd "$TESTBED_GO_DIR/lws" && go list -m -f '{{.Dir}}' sigs.k8s.io/lws)"
 [[ -d $lws_dir ]] || die "sigs.k8s.io/lws $LWS_VERSION source not in the module cache; run scripts/testbed/build.sh lws"
@@ -23,7 +18,20 @@ lws_dir="$(cd "$TESTBED_GO_DIR/lws" && go list -m -f '{{.Dir}}' sigs.k8s.io/lws)
 # whose CRD only exists in the pinned module, so it is applied from there (not copied into the repo).
 kubectl apply --server-side --force-conflicts \
   -f "$lws_dir/config/crd/bases/disaggregatedset.x-k8s.io_disaggregatedsets.yaml" >/dev/null
-kubectl wait --for=condition=Established crd/disaggregatedsets.disaggregatedset.x-k8s.io --timeout=60s >/dev/null
+wait_established crd/disaggregatedsets.disaggregatedset.x-k8s.io
+
+register_webhooks() {
+  python3 "$TESTBED_REPO_ROOT/scripts/testbed/lws_webhooks.py" "$lws_dir" "$(cat "$state/webhook-port")" \
+    "$state/certs/ca.crt" > "$state/webhooks.yaml"
+  kubectl apply --server-side --force-conflicts -f "$state/webhooks.yaml" >/dev/null
+}
+
+if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null \
+   && curl -fs "http://127.0.0.1:$(cat "$state/probe-port")/readyz" >/dev/null 2>&1; then
+  register_webhooks
+  log "LWS controller already running (pid $(cat "$pidfile")), webhooks registered"
+  exit 0
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 webhook_port="$(free_port)"; probe_port="$(free_port)"
@@ -66,7 +74,5 @@ for _ in $(seq 120); do
 done
 curl -fs "http://127.0.0.1:$probe_port/readyz" >/dev/null || die "lws-controller not ready; see $state/lws-controller.log"
 
-python3 "$TESTBED_REPO_ROOT/scripts/testbed/lws_webhooks.py" "$lws_dir" "$webhook_port" "$certs/ca.crt" \
-  > "$state/webhooks.yaml"
-kubectl apply --server-side --force-conflicts -f "$state/webhooks.yaml" >/dev/null
+register_webhooks
 log "LWS: controller ready, webhooks registered"

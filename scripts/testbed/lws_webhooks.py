@@ -18,13 +18,14 @@ PREFIX = "llmops-testbed-lws-"
 def main(module_dir, port, ca_file):
     with open(ca_file, "rb") as handle:
         ca_bundle = base64.b64encode(handle.read()).decode()
-    selectors = {}
+    # upstream kustomizes manifests.yaml with JSON patches that replace whole webhooks (adding the
+    # pod webhooks' objectSelector); apply the same replacements, matched by webhook name
+    replacements = {}
     for patch in ("mutating-patch.yaml", "validating-patch.yaml"):
         with open(f"{module_dir}/config/webhook/{patch}") as handle:
-            for doc in yaml.safe_load_all(handle):
-                for hook in (doc or {}).get("webhooks", []):
-                    if "objectSelector" in hook:
-                        selectors[hook["name"]] = hook["objectSelector"]
+            for operation in yaml.safe_load(handle) or []:
+                if operation.get("op") == "replace" and operation.get("path", "").startswith("/webhooks/"):
+                    replacements[operation["value"]["name"]] = operation["value"]
     out = []
     with open(f"{module_dir}/config/webhook/manifests.yaml") as handle:
         for doc in yaml.safe_load_all(handle):
@@ -34,11 +35,10 @@ def main(module_dir, port, ca_file):
                 "name": PREFIX + doc["kind"].replace("WebhookConfiguration", "").lower(),
                 "labels": {"app.kubernetes.io/part-of": "llmops-testbed"},
             }
+            doc["webhooks"] = [replacements.get(hook["name"], hook) for hook in doc["webhooks"]]
             for hook in doc["webhooks"]:
                 path = hook["clientConfig"]["service"]["path"]
                 hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle}
-                if hook["name"] in selectors:
-                    hook["objectSelector"] = selectors[hook["name"]]
                 hook["timeoutSeconds"] = 10
             out.append(doc)
     yaml.safe_dump_all(out, sys.stdout, sort_keys=False)

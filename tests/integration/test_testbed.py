@@ -69,10 +69,33 @@ def _exists(read, *args):
         raise
 
 
+def wait_pods_gone(core, namespace, label_selector):
+    """GPUs are held until a pod object is gone; later tests need the nodes free again."""
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, label_selector=label_selector).items,
+        what=f"pods {label_selector} deleted",
+    )
+
+
+@pytest.fixture()
+def gpu_pods(core, namespace):
+    """Create GPU pods through this fixture; they are deleted (and waited for) after the test."""
+    created = []
+
+    def create(name, gpus):
+        created.append(name)
+        return core.create_namespaced_pod(namespace, gpu_pod(name, gpus))
+
+    yield create
+    for name in created:
+        core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    wait_pods_gone(core, namespace, "app.kubernetes.io/part-of=testbed-test")
+
+
 def gpu_pod(name, gpus):
     resources = {"nvidia.com/gpu": str(gpus)}
     return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name),
+        metadata=client.V1ObjectMeta(name=name, labels={"app.kubernetes.io/part-of": "testbed-test"}),
         spec=client.V1PodSpec(
             containers=[
                 client.V1Container(
@@ -124,14 +147,14 @@ def test_upstream_crds_are_established(api_client):
     assert not not_established, f"CRDs not Established: {not_established}"
 
 
-def test_pod_requesting_eight_gpus_runs_on_a_gpu_node(core, namespace):
-    core.create_namespaced_pod(namespace, gpu_pod("eight-gpus", 8))
+def test_pod_requesting_eight_gpus_runs_on_a_gpu_node(core, namespace, gpu_pods):
+    gpu_pods("eight-gpus", 8)
     pod = wait_for(lambda: _running(core, namespace, "eight-gpus"), what="pod eight-gpus Running")
     assert pod.spec.node_name in GPU_NODES
 
 
-def test_pod_requesting_nine_gpus_stays_pending(core, namespace):
-    core.create_namespaced_pod(namespace, gpu_pod("nine-gpus", 9))
+def test_pod_requesting_nine_gpus_stays_pending(core, namespace, gpu_pods):
+    gpu_pods("nine-gpus", 9)
 
     def unschedulable():
         pod = core.read_namespaced_pod("nine-gpus", namespace)
@@ -182,10 +205,18 @@ def test_leaderworkerset_creates_leader_and_worker_pods(api_client, core, namesp
             "leaderWorkerTemplate": {"size": 2, "leaderTemplate": template, "workerTemplate": template},
         },
     }
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        "leaderworkerset.x-k8s.io", "v1", namespace, "leaderworkersets", lws
-    )
+    custom = client.CustomObjectsApi(api_client)
+    custom.create_namespaced_custom_object("leaderworkerset.x-k8s.io", "v1", namespace, "leaderworkersets", lws)
+    try:
+        _check_lws_pods(core, namespace)
+    finally:
+        custom.delete_namespaced_custom_object(
+            "leaderworkerset.x-k8s.io", "v1", namespace, "leaderworkersets", "deepseek"
+        )
+        wait_pods_gone(core, namespace, "leaderworkerset.sigs.k8s.io/name=deepseek")
 
+
+def _check_lws_pods(core, namespace):
     def both_running():
         pods = core.list_namespaced_pod(namespace, label_selector="leaderworkerset.sigs.k8s.io/name=deepseek").items
         running = {pod.metadata.name: pod for pod in pods if pod.status.phase == "Running"}
