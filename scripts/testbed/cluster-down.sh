@@ -19,14 +19,19 @@ stop_pidfile() {
 }
 
 for pidfile in "$TESTBED_STATE"/pids/*.pid; do [[ -e $pidfile ]] && stop_pidfile "$pidfile"; done
-if [[ -d $KWOK_WORKDIR/clusters/$TESTBED_CLUSTER_NAME ]]; then
+cluster_dir="$KWOK_WORKDIR/clusters/$TESTBED_CLUSTER_NAME"
+if [[ -d $cluster_dir ]]; then
+  # kwokctl signals its components and removes their pid files without waiting for them to exit:
+  # remember the pids, let kwokctl stop them, then wait (and force what outlives the wait)
+  component_pids=()
+  for pidfile in "$cluster_dir"/pids/*.pid; do [[ -e $pidfile ]] && component_pids+=("$(cat "$pidfile")"); done
   if command -v kwokctl >/dev/null; then
-    log "deleting kwok cluster '$TESTBED_CLUSTER_NAME'"
-    kwokctl delete cluster --name "$TESTBED_CLUSTER_NAME" || true
+    log "deleting kwok cluster '$TESTBED_CLUSTER_NAME' (pids ${component_pids[*]:-none})"
+    kwokctl delete cluster --name "$TESTBED_CLUSTER_NAME" 2>/dev/null || true
   fi
-  # kwokctl records each component's pid; stop any it left behind (binary missing, failed delete)
-  for pidfile in "$KWOK_WORKDIR/clusters/$TESTBED_CLUSTER_NAME"/pids/*.pid; do
-    [[ -e $pidfile ]] && stop_pidfile "$pidfile"
+  for pid in "${component_pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { kill "$pid" 2>/dev/null; sleep 1; kill -9 "$pid" 2>/dev/null || true; }
   done
 fi
 rm -rf "$TESTBED_STATE"

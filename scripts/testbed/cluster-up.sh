@@ -52,9 +52,17 @@ node_files=("$TESTBED_REPO_ROOT"/testbed/nodes/*.yaml)
 for f in "${node_files[@]}"; do kubectl apply --server-side --force-conflicts -f "$f" >/dev/null; done
 kubectl wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null
 
-log "installing the upstream CRDs from $crds_dir"
-kubectl apply --server-side --force-conflicts -R -f "$crds_dir" >/dev/null
-wait_established crd --all
+# Applying 13 MiB of CRDs costs the apiserver ~15 s; a reused cluster skips it when the files are
+# unchanged since the last successful install (the hash is kept in the state dir).
+crds_hash="$(find "$crds_dir" -name '*.yaml' -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+if [[ -f $TESTBED_STATE/crds.sha && $(cat "$TESTBED_STATE/crds.sha") == "$crds_hash" ]]; then
+  log "upstream CRDs unchanged since they were installed ($crds_dir)"
+else
+  log "installing the upstream CRDs from $crds_dir"
+  kubectl apply --server-side --force-conflicts -R -f "$crds_dir" >/dev/null
+  wait_established crd --all
+  echo "$crds_hash" > "$TESTBED_STATE/crds.sha"
+fi
 
 if [[ ${TESTBED_LWS:-1} == 1 ]]; then
   bash "$TESTBED_REPO_ROOT/scripts/testbed/lws-up.sh"
