@@ -50,8 +50,27 @@ gen_simple() {
   (cd "$dir" && go mod tidy)
 }
 
+# Volcano's go.mod replaces volcano.sh/apis with ./staging, which its module zip does not contain
+# (nested modules are left out); use the published volcano.sh/apis pinned beside it, and copy
+# upstream's other replace directives (k8s staging modules and a few pins) so the build matches theirs.
+gen_volcano() {
+  local dir="$TESTBED_GO_DIR/volcano" modfile
+  GOFLAGS= go mod download "volcano.sh/volcano@$VOLCANO_VERSION" "volcano.sh/apis@$VOLCANO_APIS_VERSION"
+  modfile="$(GOFLAGS= go mod download -json "volcano.sh/volcano@$VOLCANO_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  mkdir -p "$dir"
+  {
+    header "the Volcano scheduler (volcano.sh/volcano)" volcano
+    printf '%s\n\nrequire volcano.sh/volcano %s\n\ntool volcano.sh/volcano/cmd/scheduler\n\nreplace (\n' \
+      "$(grep -m1 '^go ' "$modfile")" "$VOLCANO_VERSION"
+    sed -n '/^replace (/,/^)/p' "$modfile" | grep '=>' | grep -v 'volcano.sh/apis'
+    printf '\tvolcano.sh/apis => volcano.sh/apis %s\n)\n' "$VOLCANO_APIS_VERSION"
+  } > "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  (cd "$dir" && go mod tidy)
+}
+
 only="${1:-all}"
-for name in "${TESTBED_MODULES[@]}"; do
+for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}"; do
   [[ $only == all || $only == "$name" ]] || continue
   log "generating testbed/go/$name/go.mod"
   case $name in
@@ -59,5 +78,6 @@ for name in "${TESTBED_MODULES[@]}"; do
     kwok) gen_simple kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl ;;
     helm) gen_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     lws) gen_simple lws sigs.k8s.io/lws "$LWS_VERSION" sigs.k8s.io/lws/cmd ;;
+    volcano) gen_volcano ;;
   esac
 done

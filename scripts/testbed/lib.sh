@@ -11,6 +11,8 @@ TESTBED_CLUSTER_NAME="${TESTBED_CLUSTER_NAME:-llmops}"
 # Every Go module of ours lives in testbed/go/<name>; its binaries land in
 # $TESTBED_CACHE/<name>-<key>/ where <key> hashes everything that decides the output.
 TESTBED_MODULES=(kubernetes kwok helm lws)
+# Built only on request (scripts/testbed/build.sh volcano, or TESTBED_VOLCANO=1 for cluster-up).
+TESTBED_OPTIONAL_MODULES=(volcano)
 
 log() { printf '>>> [testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR [testbed]: %s\n' "$*" >&2; exit 1; }

@@ -5,76 +5,9 @@ starts; only the kubelets are simulated (kwok), shaped like the 2 x 8 A800 serve
 Skipped with a message when the cluster is not up (`make cluster-up` starts it).
 """
 
-import os
-import time
-import uuid
-
 import pytest
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KUBECONFIG = os.environ.get("TESTBED_KUBECONFIG", os.path.join(ROOT, ".state", "testbed", "kubeconfig"))
-GPU_NODES = ("gpu-a800-0", "gpu-a800-1")
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # never pulled: kwok only simulates the container
-
-
-def wait_for(condition, timeout=60, interval=0.5, what="condition"):
-    """Poll condition() until it returns a truthy value; fail with `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-@pytest.fixture(scope="module")
-def api_client():
-    if not os.path.exists(KUBECONFIG):
-        pytest.skip(f"test bed not up: {KUBECONFIG} missing (run `make cluster-up`)")
-    api = config.new_client_from_config(config_file=KUBECONFIG)
-    try:
-        client.VersionApi(api).get_code(_request_timeout=5)
-    except (urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
-        pytest.skip(f"test bed not reachable through {KUBECONFIG}: {exc} (run `make cluster-up`)")
-    return api
-
-
-@pytest.fixture(scope="module")
-def core(api_client):
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture(scope="module")
-def namespace(core):
-    name = f"testbed-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    # the namespace controller creates the default ServiceAccount pods need
-    wait_for(lambda: _exists(core.read_namespaced_service_account, "default", name), what="default ServiceAccount")
-    yield name
-    core.delete_namespace(name)
-
-
-def _exists(read, *args):
-    try:
-        read(*args)
-        return True
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-
-
-def wait_pods_gone(core, namespace, label_selector):
-    """GPUs are held until a pod object is gone; later tests need the nodes free again."""
-    wait_for(
-        lambda: not core.list_namespaced_pod(namespace, label_selector=label_selector).items,
-        what=f"pods {label_selector} deleted",
-    )
+from kubernetes import client
+from testbed_support import GPU_NODES, PAUSE_IMAGE, wait_for, wait_pods_gone
 
 
 @pytest.fixture()
