@@ -48,6 +48,9 @@ ldflags_for() {
     lws)
       p=sigs.k8s.io/lws/pkg/version
       flags+=" -X $p.GitVersion=$LWS_VERSION -X $p.GitCommit=$NO_COMMIT -X $p.BuildDate=$BUILD_DATE" ;;
+    volcano)
+      p=volcano.sh/volcano/pkg/version
+      flags+=" -X $p.Version=$VOLCANO_VERSION -X $p.GitSHA=$NO_COMMIT -X $p.Built=$BUILD_DATE" ;;
   esac
   printf '%s' "$flags"
 }
@@ -63,7 +66,9 @@ progress() {
 
 build_module() {
   local name=$1 dir="$TESTBED_GO_DIR/$1" out tmp start pkgs
-  out="$(module_bin_dir "$name")"
+  # the key covers everything that decides the output: go.mod, go.sum, ldflags (pins), Go, this script
+  out="$TESTBED_CACHE/$name-$( { cat "$dir/go.mod" "$dir/go.sum" "$0"; ldflags_for "$name"; go env GOVERSION GOOS GOARCH; } \
+    | sha256sum | cut -c1-16)"
   if [[ -f $out/.complete ]]; then
     log "$name: cached ($out)"
   else
@@ -79,6 +84,7 @@ build_module() {
     # main packages named after their directory: give them their real names
     [[ -f $tmp/server ]] && mv "$tmp/server" "$tmp/etcd"
     [[ -f $tmp/cmd ]] && mv "$tmp/cmd" "$tmp/lws-controller"
+    [[ -f $tmp/scheduler ]] && mv "$tmp/scheduler" "$tmp/vc-scheduler"
     touch "$tmp/.complete"
     rm -rf "$out" && mv "$tmp" "$out"
     log "$name: built in $((SECONDS - start))s -> $out"
@@ -95,6 +101,7 @@ check_pins() {
     kwok) module=sigs.k8s.io/kwok version=$KWOK_VERSION ;;
     helm) module=helm.sh/helm/v3 version=$HELM_VERSION ;;
     lws) module=sigs.k8s.io/lws version=$LWS_VERSION ;;
+    volcano) module=volcano.sh/volcano version=$VOLCANO_VERSION ;;
   esac
   got="$(cd "$TESTBED_GO_DIR/$name" && go list -m -f '{{.Version}}' "$module")"
   [[ $got == "$version" ]] \
@@ -105,7 +112,7 @@ modules=("$@")
 [[ ${#modules[@]} -gt 0 ]] || modules=("${TESTBED_MODULES[@]}")
 total_start=$SECONDS
 for name in "${modules[@]}"; do
-  [[ -d $TESTBED_GO_DIR/$name ]] || die "unknown module '$name' (have: ${TESTBED_MODULES[*]})"
+  [[ -d $TESTBED_GO_DIR/$name ]] || die "unknown module '$name' (have: ${TESTBED_MODULES[*]} ${TESTBED_OPTIONAL_MODULES[*]})"
   check_pins "$name"
   build_module "$name"
 done

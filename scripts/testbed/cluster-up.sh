@@ -12,6 +12,7 @@ start=$SECONDS
 # only what the cluster runs (helm is built by `make testbed-build`)
 build_modules=(kubernetes kwok)
 [[ ${TESTBED_LWS:-1} == 1 ]] && build_modules+=(lws)
+[[ ${TESTBED_VOLCANO:-0} == 1 ]] && build_modules+=(volcano)
 bash "$TESTBED_REPO_ROOT/scripts/testbed/build.sh" "${build_modules[@]}"
 export PATH="$TESTBED_BIN:$PATH"
 # kwokctl keeps the cluster's files (pids, logs, certs, etcd data) under KWOK_WORKDIR
@@ -66,6 +67,9 @@ fi
 
 if [[ ${TESTBED_LWS:-1} == 1 ]]; then
   bash "$TESTBED_REPO_ROOT/scripts/testbed/lws-up.sh"
+fi
+if [[ ${TESTBED_VOLCANO:-0} == 1 ]]; then
+  bash "$TESTBED_REPO_ROOT/scripts/testbed/volcano-up.sh"
 fi
 
 log "cluster ready in $((SECONDS - start))s; export KUBECONFIG=$TESTBED_KUBECONFIG"

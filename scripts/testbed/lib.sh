@@ -17,16 +17,6 @@ TESTBED_OPTIONAL_MODULES=(volcano)
 log() { printf '>>> [testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR [testbed]: %s\n' "$*" >&2; exit 1; }
 
-# Key of one module's build: go.mod, go.sum, versions.env, the Go version and build.sh.
-module_key() {
-  local name=$1
-  cat "$TESTBED_GO_DIR/$name/go.mod" "$TESTBED_GO_DIR/$name/go.sum" \
-      "$TESTBED_REPO_ROOT/testbed/versions.env" "$TESTBED_REPO_ROOT/scripts/testbed/build.sh" \
-    | { cat; go env GOVERSION GOOS GOARCH; } | sha256sum | cut -c1-16
-}
-
-module_bin_dir() { printf '%s/%s-%s\n' "$TESTBED_CACHE" "$1" "$(module_key "$1")"; }
-
 # Where build.sh links the binaries of the current pins (per checkout, so worktrees with other pins do not clash).
 TESTBED_BIN="$TESTBED_REPO_ROOT/.build/testbed/bin"
 
