@@ -4,7 +4,8 @@
 # a PodGroup (annotation scheduling.k8s.io/group-name) are gang-scheduled by it. The PodGroup and
 # Queue CRDs come from ../shared/crds; the other CRDs its informers watch (HyperNode, Numatopology,
 # ...) are applied from the pinned module in the module cache. Called by cluster-up.sh when
-# TESTBED_VOLCANO=1. No webhooks/controller-manager: PodGroups are created by whoever creates pods.
+# TESTBED_VOLCANO=1. No webhooks/controller-manager: PodGroups are created by whoever creates pods,
+# and a new Queue must be opened by hand (status.state: Open), as done here for root and default.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export PATH="$TESTBED_BIN:$PATH" KUBECONFIG="$TESTBED_KUBECONFIG"
@@ -38,6 +39,7 @@ log "Volcano: starting vc-scheduler $VOLCANO_VERSION"
 nohup "$TESTBED_BIN/vc-scheduler" --kubeconfig "$TESTBED_KUBECONFIG" --scheduler-name volcano \
   --leader-elect=false --enable-healthz --healthz-address "127.0.0.1:$healthz_port" \
   --listen-address "127.0.0.1:$listen_port" --cache-dumper=false --plugins-dir "$state/plugins" \
+  --scheduler-conf "$volcano_dir/installer/helm/chart/volcano/config/volcano-scheduler.conf" \
   > "$state/vc-scheduler.log" 2>&1 &
 echo $! > "$pidfile"
 for _ in $(seq 120); do
@@ -46,4 +48,10 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 curl -fs "http://127.0.0.1:$healthz_port/healthz" >/dev/null || die "vc-scheduler not healthy; see $state/vc-scheduler.log"
-log "Volcano: scheduler ready"
+# The scheduler creates the root and default queues; vc-controller-manager (not run here) would then
+# open them, and the scheduler allocates nothing in a queue whose status.state is not Open.
+for queue in root default; do
+  for _ in $(seq 60); do kubectl get queue "$queue" >/dev/null 2>&1 && break; sleep 0.5; done
+  kubectl patch queue "$queue" --subresource=status --type=merge -p '{"status":{"state":"Open"}}' >/dev/null
+done
+log "Volcano: scheduler ready, queues root and default open"
