@@ -15,8 +15,8 @@ header() {
 # we replace each with its published v0.X.Y and copy the godebug line, as upstream builds do.
 gen_kubernetes() {
   local dir="$TESTBED_GO_DIR/kubernetes" modfile staging_version go_line godebug_line
-  GOFLAGS= go mod download "k8s.io/kubernetes@$KUBERNETES_VERSION"
-  modfile="$(GOFLAGS= go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  GOFLAGS='' go mod download "k8s.io/kubernetes@$KUBERNETES_VERSION"
+  modfile="$(GOFLAGS='' go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
   staging_version="v0.${KUBERNETES_VERSION#v1.}"
   go_line="$(grep -m1 '^go ' "$modfile")"
   godebug_line="$(grep -m1 '^godebug ' "$modfile" || true)"
@@ -37,8 +37,8 @@ gen_kubernetes() {
 gen_simple() {
   local name=$1 module=$2 version=$3; shift 3
   local dir="$TESTBED_GO_DIR/$name" go_line
-  GOFLAGS= go mod download "$module@$version"
-  go_line="$(grep -m1 '^go ' "$(GOFLAGS= go mod download -json "$module@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')")"
+  GOFLAGS='' go mod download "$module@$version"
+  go_line="$(grep -m1 '^go ' "$(GOFLAGS='' go mod download -json "$module@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')")"
   mkdir -p "$dir"
   {
     header "$module" "$name"
@@ -55,8 +55,8 @@ gen_simple() {
 # upstream's other replace directives (k8s staging modules and a few pins) so the build matches theirs.
 gen_volcano() {
   local dir="$TESTBED_GO_DIR/volcano" modfile
-  GOFLAGS= go mod download "volcano.sh/volcano@$VOLCANO_VERSION" "volcano.sh/apis@$VOLCANO_APIS_VERSION"
-  modfile="$(GOFLAGS= go mod download -json "volcano.sh/volcano@$VOLCANO_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  GOFLAGS='' go mod download "volcano.sh/volcano@$VOLCANO_VERSION" "volcano.sh/apis@$VOLCANO_APIS_VERSION"
+  modfile="$(GOFLAGS='' go mod download -json "volcano.sh/volcano@$VOLCANO_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
   mkdir -p "$dir"
   {
     header "the Volcano scheduler (volcano.sh/volcano)" volcano

@@ -1,4 +1,5 @@
 # Shared settings for scripts/testbed/*.sh (sourced, not executed).
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
 # shellcheck shell=bash
 TESTBED_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=../../testbed/versions.env

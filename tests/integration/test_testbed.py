@@ -5,9 +5,12 @@ starts; only the kubelets are simulated (kwok), shaped like the 2 x 8 A800 serve
 Skipped with a message when the cluster is not up (`make cluster-up` starts it).
 """
 
+import os
+import subprocess
+
 import pytest
 from kubernetes import client
-from testbed_support import GPU_NODES, PAUSE_IMAGE, wait_for, wait_pods_gone
+from testbed_support import GPU_NODES, PAUSE_IMAGE, ROOT, wait_for, wait_pods_gone
 
 
 @pytest.fixture()
@@ -165,3 +168,48 @@ def _check_lws_pods(core, namespace):
     env = {e.name: e.value for e in pods["deepseek-0-1"].spec.containers[0].env or []}
     assert env.get("LWS_LEADER_ADDRESS", "").startswith("deepseek-0.deepseek.")
     assert env.get("LWS_GROUP_SIZE") == "2"
+
+
+def test_kwokctl_dry_run_uses_only_local_binaries(tmp_path):
+    """cluster-up.sh's kwokctl flags leave kwokctl nothing to download and bind nothing beyond loopback."""
+    bin_dir = os.path.join(ROOT, ".build", "testbed", "bin")
+    if not os.path.exists(os.path.join(bin_dir, "kwokctl")):
+        pytest.skip("test bed binaries not built (run `make testbed-build`)")
+    flags = [
+        f"--{name}-binary={os.path.join(bin_dir, binary)}"
+        for name, binary in (
+            ("kube-apiserver", "kube-apiserver"),
+            ("kube-controller-manager", "kube-controller-manager"),
+            ("kube-scheduler", "kube-scheduler"),
+            ("kwok-controller", "kwok"),
+            ("etcd", "etcd"),
+        )
+    ]
+    env = dict(os.environ, KWOK_WORKDIR=str(tmp_path), PATH=bin_dir + os.pathsep + os.environ["PATH"])
+    plan = subprocess.run(
+        [
+            os.path.join(bin_dir, "kwokctl"),
+            "--config",
+            os.path.join(ROOT, "testbed", "kwokctl.yaml"),
+            "create",
+            "cluster",
+            "--name",
+            "dry",
+            "--runtime",
+            "binary",
+            "--dry-run",
+            *flags,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    downloads = [line for line in plan.splitlines() if line.startswith("# Download ")]
+    assert len(downloads) == 5, plan
+    assert all(line.split()[2].startswith(bin_dir) for line in downloads), downloads
+    assert "http://" not in plan.replace("http://127.0.0.1", "") and "https://" not in plan.replace(
+        "https://127.0.0.1", ""
+    ).replace("https://kubernetes.default.svc", ""), plan
+    assert "0.0.0.0" not in plan, "a component would listen beyond loopback"
