@@ -64,3 +64,18 @@ changelog: venv ## release the changelog from changelogs/fragments
 
 clean: ## remove .venv and .build
 	rm -rf $(VENV) .build
+
+# --- Kubernetes test bed (docs/testing.md): real control plane from Go modules, kwok GPU nodes ---
+.PHONY: testbed-build cluster-up cluster-down molecule-testbed
+
+testbed-build: ## build the pinned test bed binaries (cached in ~/.cache/llmops-inference)
+	bash scripts/testbed/build.sh
+
+cluster-up: ## start (or reuse) the test bed; kubeconfig in .state/testbed/kubeconfig
+	bash scripts/testbed/cluster-up.sh
+
+cluster-down: ## stop the test bed processes and remove .state/testbed
+	bash scripts/testbed/cluster-down.sh
+
+molecule-testbed: venv ## molecule scenario on the test bed (reuses a running cluster)
+	$(BIN)/molecule test -s testbed

@@ -1,11 +1,21 @@
-"""Shared helpers for integration tests: run the real ansible-playbook against this collection."""
+"""Shared fixtures for integration tests.
+
+- ``ansible_playbook``: runs the real ansible-playbook with this tree as llmops.inference.
+- ``api_client``/``core``/``namespace``: the Kubernetes test bed (scripts/testbed/cluster-up.sh,
+  docs/testing.md); they skip, with a message, when the test bed is not up (`make cluster-up`).
+"""
 
 import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from testbed_support import KUBECONFIG, exists, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
@@ -58,3 +68,30 @@ def ansible_playbook():
         return PlaybookRun(completed)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def api_client():
+    if not os.path.exists(KUBECONFIG):
+        pytest.skip(f"test bed not up: {KUBECONFIG} missing (run `make cluster-up`)")
+    api = config.new_client_from_config(config_file=KUBECONFIG)
+    try:
+        client.VersionApi(api).get_code(_request_timeout=5)
+    except (urllib3.exceptions.HTTPError, OSError, ApiException) as exc:
+        pytest.skip(f"test bed not reachable through {KUBECONFIG}: {exc} (run `make cluster-up`)")
+    return api
+
+
+@pytest.fixture(scope="module")
+def core(api_client):
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="module")
+def namespace(core):
+    name = f"testbed-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # the namespace controller creates the default ServiceAccount pods need
+    wait_for(lambda: exists(core.read_namespaced_service_account, "default", name), what="default ServiceAccount")
+    yield name
+    core.delete_namespace(name)

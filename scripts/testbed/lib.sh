@@ -1,0 +1,33 @@
+# Shared settings for scripts/testbed/*.sh (sourced, not executed).
+# shellcheck disable=SC2034  # the variables are used by the scripts that source this file
+# shellcheck shell=bash
+TESTBED_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../../testbed/versions.env
+source "$TESTBED_REPO_ROOT/testbed/versions.env"
+TESTBED_GO_DIR="$TESTBED_REPO_ROOT/testbed/go"
+TESTBED_CACHE="${LLMOPS_CACHE_DIR:-$HOME/.cache/llmops-inference}/testbed"
+TESTBED_STATE="${TESTBED_STATE_DIR:-$TESTBED_REPO_ROOT/.state/testbed}"
+TESTBED_KUBECONFIG="$TESTBED_STATE/kubeconfig"
+TESTBED_CLUSTER_NAME="${TESTBED_CLUSTER_NAME:-llmops}"
+# Every Go module of ours lives in testbed/go/<name>; its binaries land in
+# $TESTBED_CACHE/<name>-<key>/ where <key> hashes everything that decides the output.
+TESTBED_MODULES=(kubernetes kwok helm lws)
+# Built only on request (scripts/testbed/build.sh volcano, or TESTBED_VOLCANO=1 for cluster-up).
+TESTBED_OPTIONAL_MODULES=(volcano)
+
+log() { printf '>>> [testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'ERROR [testbed]: %s\n' "$*" >&2; exit 1; }
+
+# Where build.sh links the binaries of the current pins (per checkout, so worktrees with other pins do not clash).
+TESTBED_BIN="$TESTBED_REPO_ROOT/.build/testbed/bin"
+
+# kubectl wait --for=condition=Established <crd args>; a CRD that apply has just created or touched
+# can briefly have no conditions at all, which kubectl wait reports as an error, so retry.
+wait_established() {
+  local attempt
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    kubectl wait --for=condition=Established "$@" --timeout=120s >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  kubectl wait --for=condition=Established "$@" --timeout=1s
+}

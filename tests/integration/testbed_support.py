@@ -1,0 +1,42 @@
+"""Helpers shared by the test bed integration tests (fixtures live in conftest.py)."""
+
+import os
+import time
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KUBECONFIG = os.environ.get("TESTBED_KUBECONFIG", os.path.join(ROOT, ".state", "testbed", "kubeconfig"))
+GPU_NODES = ("gpu-a800-0", "gpu-a800-1")
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # never pulled: kwok only simulates the container
+
+
+def wait_for(condition, timeout=60, interval=0.5, what="condition"):
+    """Poll condition() until it returns a truthy value; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def exists(read, *args):
+    try:
+        read(*args)
+        return True
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def wait_pods_gone(core, namespace, label_selector):
+    """GPUs are held until a pod object is gone; later tests need the nodes free again."""
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, label_selector=label_selector).items,
+        what=f"pods {label_selector} deleted",
+    )
