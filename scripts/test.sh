@@ -2,7 +2,7 @@
 # Everything CI runs, in order: lint, ansible-test sanity, test bed + molecule, then pytest
 # (unit + integration) last, so its summary line is the last thing printed.
 #   scripts/test.sh            all stages
-#   scripts/test.sh STAGE...   only the named stages: lint sanity molecule unit integration
+#   scripts/test.sh STAGE...   only the named stages: lint sanity testbed molecule tests unit integration
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,7 +14,7 @@ export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
 export PY_COLORS=0
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(lint sanity molecule tests)
+[ ${#stages[@]} -gt 0 ] || stages=(lint sanity testbed molecule tests)
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
 run_lint() {
@@ -58,11 +58,21 @@ PY
   (cd "$dest" && ansible-test sanity --venv --python 3.11 --color no)
 }
 
-run_molecule() {
-  if [ -d extensions/molecule ]; then
-    step "molecule"
-    (cd extensions && molecule test --all)
+# The Kubernetes test bed (docs/testing.md): built from Go modules on first use (cached in
+# ~/.cache/llmops-inference), reused when already up. A cluster this script started is stopped on exit;
+# one a developer brought up before is left running.
+TESTBED_KUBECONFIG=$ROOT/.state/testbed/kubeconfig
+run_testbed() {
+  step "test bed up (real control plane, kwok GPU nodes, LWS controller, Volcano scheduler)"
+  if [ ! -e "$TESTBED_KUBECONFIG" ]; then
+    trap 'step "test bed down"; bash scripts/testbed/cluster-down.sh' EXIT
   fi
+  TESTBED_VOLCANO=${TESTBED_VOLCANO:-1} bash scripts/testbed/cluster-up.sh
+}
+
+run_molecule() {
+  step "molecule"
+  molecule test --all
 }
 
 run_tests() {
@@ -77,9 +87,10 @@ for stage in "${stages[@]}"; do
     lint) run_lint ;;
     sanity) run_sanity ;;
     molecule) run_molecule ;;
+    testbed) run_testbed ;;
     tests) run_tests ;;
     unit) python -m pytest -q -p no:cacheprovider tests/unit ;;
     integration) python -m pytest -q -p no:cacheprovider tests/integration ;;
-    *) echo "unknown stage: $stage (lint sanity molecule tests unit integration)" >&2; exit 2 ;;
+    *) echo "unknown stage: $stage (lint sanity testbed molecule tests unit integration)" >&2; exit 2 ;;
   esac
 done
