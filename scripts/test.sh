@@ -65,7 +65,8 @@ TESTBED_KUBECONFIG=$ROOT/.state/testbed/kubeconfig
 run_testbed() {
   step "test bed up (real control plane, kwok GPU nodes, LWS controller, Volcano scheduler)"
   if [ ! -e "$TESTBED_KUBECONFIG" ]; then
-    trap 'step "test bed down"; bash scripts/testbed/cluster-down.sh' EXIT
+    # quietly, so pytest's summary stays the last line printed; the log says what was stopped
+    trap 'bash scripts/testbed/cluster-down.sh > "$ROOT/.build/testbed-down.log" 2>&1' EXIT
   fi
   TESTBED_VOLCANO=${TESTBED_VOLCANO:-1} bash scripts/testbed/cluster-up.sh
 }
