@@ -607,7 +607,8 @@ def plan(request):
         "context_length": engine_context,
         "max_concurrent_sequences": dp * adp * (tokens_per_domain // engine_context) if weights_fit else 0,
         "memory_fraction": fraction,
-        "engine_args": engine_args(ctx, layout),
+        # no flags for a plan that does not fit: nothing should be started from it
+        "engine_args": engine_args(ctx, layout) if fits else [],
         "multi_node": multi_node(ctx, layout),
         "model": dict(shape.to_dict(), id=ctx.model_id),
         "accelerator": {

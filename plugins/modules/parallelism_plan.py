@@ -223,7 +223,7 @@ plan:
       description: Memory fraction used (given or the engine default).
       type: float
     engine_args:
-      description: Flags common to all nodes, as an argv list.
+      description: Flags common to all nodes, as an argv list; empty when the plan does not fit.
       type: list
       elements: str
       sample: ["--tp-size", "16", "--nnodes", "2", "--mem-fraction-static", "0.79", "--context-length", "131072"]

@@ -324,6 +324,7 @@ def test_r1_bf16_on_two_a800_nodes_refused_with_numbers():
     (reason,) = result["reasons"]
     assert "needs 1250 GiB for weights (bf16), 16 x A800-80G give 1011 GiB usable (memory fraction 0.79)" in reason
     assert "smallest fit: 3 nodes x 8 A800-80G (TP 8, PP 3)" in reason  # PP across the third node
+    assert result["engine_args"] == []  # nothing may be started from a plan that does not fit
 
 
 def test_kv_does_not_fit_reason_suggests_fp8():
