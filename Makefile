@@ -18,7 +18,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv demo plan test lint sanity unit integration build changelog clean
+.PHONY: help venv demo plan test lint sanity unit integration build changelog clean bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -55,6 +55,10 @@ unit: venv ## pytest unit tests
 
 integration: venv ## integration tests and molecule scenarios
 	bash scripts/test.sh integration
+
+bench: venv ## benchmarks that print tables: planner speed, test bed times (BENCH_COLD=1 for a cold build)
+	$(BIN)/python benchmarks/plan_speed.py
+	BENCH_COLD=$${BENCH_COLD:-0} bash benchmarks/testbed_times.sh
 
 build: venv ## build the collection tarball into .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
