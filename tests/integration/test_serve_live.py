@@ -138,13 +138,15 @@ def test_inventory_converges_on_the_test_bed(ansible_playbook, api_client, core,
 
         name = expected["name"]
         pods = wait_for(
-            lambda: [
-                pod
-                for pod in engine_pods(core, namespace, name)
-                if pod.status.phase == "Running" and pod.spec.node_name in GPU_NODES
-            ]
-            if len(engine_pods(core, namespace, name)) == expected["pods"]
-            else None,
+            lambda: (
+                [
+                    pod
+                    for pod in engine_pods(core, namespace, name)
+                    if pod.status.phase == "Running" and pod.spec.node_name in GPU_NODES
+                ]
+                if len(engine_pods(core, namespace, name)) == expected["pods"]
+                else None
+            ),
             timeout=120,
             what=f"{expected['pods']} engine pods of {name} Running on the GPU nodes",
         )
