@@ -170,6 +170,29 @@ def test_inventory_converges_on_the_test_bed(ansible_playbook, api_client, core,
         delete_namespace(core, namespace)
 
 
+def test_demo_inventory_deploys_site_yml_to_the_test_bed(ansible_playbook, api_client, core, tmp_path):
+    """`make demo`: inventories/testbed, all of site.yml, its own kubeconfig path (playbook_dir relative)."""
+    namespace = f"demo-{uuid.uuid4().hex[:8]}"
+    extra = {"llmops_namespace": namespace}
+    try:
+        started = time.monotonic()
+        first = serve(ansible_playbook, "testbed", tmp_path, extra, json_output=False, playbook="playbooks/site.yml")
+        converge_s = time.monotonic() - started
+        assert first.returncode == 0, first.output[-6000:]
+        said = " ".join(first.output.split())  # the default callback wraps long messages
+        assert "the endpoint was not queried (inference_verify_query_endpoint: false)" in said
+        assert f"Applied to the cluster of {ROOT}/playbooks/../.state/testbed/kubeconfig, namespace {namespace}" in said
+        pods = engine_pods(core, namespace, "deepseek-r1")
+        assert len(pods) == 2 and all(pod.status.phase == "Running" for pod in pods)
+        assert_leader_worker_group(api_client, namespace, "deepseek-r1", pods)
+        second = serve(ansible_playbook, "testbed", tmp_path, extra, playbook="playbooks/site.yml")
+        assert second.returncode == 0, second.output[-6000:]
+        assert second.stats()["localhost"]["changed"] == 0
+        print(f"\ntestbed (site.yml): converge {converge_s:.1f} s, second run changed=0")
+    finally:
+        delete_namespace(core, namespace)
+
+
 def assert_leader_worker_group(api_client, namespace, name, pods):
     lws = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
         "leaderworkerset.x-k8s.io", "v1", namespace, "leaderworkersets", name
