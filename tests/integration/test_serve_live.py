@@ -51,7 +51,7 @@ def storage(api_client):
     volumes = []
 
     def add_volumes(count):
-        for _ in range(count):
+        for _index in range(count):
             pv = f"{name}-{uuid.uuid4().hex[:6]}"
             core.create_persistent_volume(
                 client.V1PersistentVolume(
