@@ -1,5 +1,6 @@
 # llmops.inference developer entry points. The two that matter:
-#   make demo   - the main job: venv, then playbooks/site.yml on the default local inventory
+#   make demo   - the main job: venv, the local test bed (make cluster-up), then playbooks/site.yml
+#                 on inventories/testbed, applied to it; `make demo-render` only renders (inventories/local)
 #   make test   - everything CI runs: lint, sanity, unit, integration
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv demo plan test lint sanity unit integration build changelog clean bench
+.PHONY: help venv demo demo-render plan test lint sanity unit integration build changelog clean bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -35,7 +36,14 @@ $(COLLECTION_LINK):
 
 venv: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned dependencies
 
-demo: venv ## main job: run playbooks/site.yml against $(INVENTORY)
+DEMO_INVENTORY ?= inventories/testbed
+
+demo: venv cluster-up ## main job: deploy playbooks/site.yml to the local test bed ($(DEMO_INVENTORY))
+	$(BIN)/ansible-playbook -i $(DEMO_INVENTORY) playbooks/site.yml
+	@echo ">>> deployed to the test bed: KUBECONFIG=$(CURDIR)/.state/testbed/kubeconfig" \
+	  "$(CURDIR)/.build/testbed/bin/kubectl -n llmops-demo get lws,pods -o wide"
+
+demo-render: venv ## render every manifest of playbooks/site.yml for $(INVENTORY) under rendered/ (no cluster)
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml
 
 plan: venv ## print the parallelism plan of $(INVENTORY)

@@ -38,6 +38,12 @@ def _meta(config, name, component):
     }
 
 
+def service_name(config):
+    """Name of the API Service. A LeaderWorkerSet's controller owns a headless Service named after the
+    LWS (the group's pod DNS), so across nodes ours takes an ``-api`` suffix instead of colliding with it."""
+    return "%s-api" % config["name"] if config.get("leader_worker_set") else config["name"]
+
+
 def service(config):
     spec = {
         "type": config["service_type"],
@@ -49,7 +55,7 @@ def service(config):
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(config, config["name"], "inference-server"),
+        "metadata": _meta(config, service_name(config), "inference-server"),
         "spec": spec,
     }
 
@@ -125,7 +131,7 @@ def open_webui(config):
     """Open WebUI talking to our Service with our API key (seed 002's manifests, with the key from the Secret)."""
     webui = config["open_webui"]
     name = "%s-webui" % config["name"]
-    base = "http://%s.%s.svc:%d/v1" % (config["name"], config["namespace"], int(config["service_port"]))
+    base = "http://%s.%s.svc:%d/v1" % (service_name(config), config["namespace"], int(config["service_port"]))
     labels = {"app.kubernetes.io/name": name}
     env = [{"name": "OPENAI_API_BASE_URL", "value": base}, {"name": "ENABLE_OLLAMA_API", "value": "False"}]
     if config.get("api_key_secret"):
@@ -197,9 +203,9 @@ def exposure_manifests(config):
     validate(config)
     objects = [service(config)]
     if config["ingress"] == "ingress":
-        objects.append(ingress(config, config["name"], config["name"], config["service_port"]))
+        objects.append(ingress(config, config["name"], service_name(config), config["service_port"]))
     elif config["ingress"] == "route":
-        objects.append(route(config, config["name"], config["name"], config.get("host")))
+        objects.append(route(config, config["name"], service_name(config), config.get("host")))
     if config.get("service_monitor"):
         objects.append(service_monitor(config))
     if (config.get("open_webui") or {}).get("enabled"):

@@ -506,7 +506,13 @@ def pod_spec(config, plan, cache, role):
             "podAntiAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": [
                     {
-                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": config["name"]}},
+                        # Engine pods only: the model download Job's pod shares the name label.
+                        "labelSelector": {
+                            "matchLabels": {
+                                "app.kubernetes.io/name": config["name"],
+                                "app.kubernetes.io/component": "inference-server",
+                            }
+                        },
                         "topologyKey": "kubernetes.io/hostname",
                     }
                 ]

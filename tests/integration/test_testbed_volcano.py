@@ -5,25 +5,17 @@ together; a group of three such pods can never fit the two simulated GPU nodes, 
 none of them (all-or-nothing) instead of two, which is what the default scheduler would do.
 """
 
-import os
-import urllib.request
 import uuid
 
 import pytest
 from kubernetes import client
-from testbed_support import PAUSE_IMAGE, ROOT, wait_for, wait_pods_gone
-
-HEALTHZ_PORT_FILE = os.path.join(ROOT, ".state", "testbed", "volcano", "healthz-port")
+from testbed_support import PAUSE_IMAGE, volcano_running, wait_for, wait_pods_gone
 
 
 @pytest.fixture(scope="module")
 def volcano(api_client):
-    try:
-        with open(HEALTHZ_PORT_FILE) as handle:
-            port = handle.read().strip()
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
-    except OSError as exc:
-        pytest.skip(f"Volcano scheduler not running ({exc}); start the test bed with TESTBED_VOLCANO=1")
+    if not volcano_running():
+        pytest.skip("Volcano scheduler not running; start the test bed with TESTBED_VOLCANO=1")
     return client.CustomObjectsApi(api_client)
 
 

@@ -2,6 +2,7 @@
 
 import os
 import time
+import urllib.request
 
 import pytest
 from kubernetes.client.rest import ApiException
@@ -40,3 +41,17 @@ def wait_pods_gone(core, namespace, label_selector):
         lambda: not core.list_namespaced_pod(namespace, label_selector=label_selector).items,
         what=f"pods {label_selector} deleted",
     )
+
+
+VOLCANO_HEALTHZ_PORT_FILE = os.path.join(ROOT, ".state", "testbed", "volcano", "healthz-port")
+
+
+def volcano_running():
+    """Whether the test bed's Volcano scheduler answers (TESTBED_VOLCANO=1 cluster-up)."""
+    try:
+        with open(VOLCANO_HEALTHZ_PORT_FILE) as handle:
+            port = handle.read().strip()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+    except OSError:
+        return False
+    return True

@@ -66,6 +66,20 @@ def test_route_and_webui_and_servicemonitor():
     assert endpoint["path"] == "/metrics" and endpoint["authorization"]["credentials"]["key"] == "api-key"
 
 
+def test_across_nodes_the_api_service_does_not_take_the_lws_headless_service_name():
+    """The LWS controller owns a headless Service named after the LWS; found on the test bed, where ours
+    collided with it (test_serve_live.py)."""
+    objects = exposure.exposure_manifests(
+        dict(BASE, leader_worker_set=True, ingress="route", open_webui=dict(BASE["open_webui"], enabled=True))
+    )
+    assert objects[0]["metadata"]["name"] == "deepseek-r1-api"
+    assert objects[1]["spec"]["to"]["name"] == "deepseek-r1-api"
+    webui = objects[3]["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e for e in webui["env"]}["OPENAI_API_BASE_URL"]["value"] == (
+        "http://deepseek-r1-api.deepseek.svc:8000/v1"
+    )
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -90,6 +90,12 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     assert template["volumeClaimTemplates"][0]["metadata"]["name"] == "model-cache"
     assert template["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "local-path"
     assert pod["spec"]["initContainers"][0]["command"][-1] == "download"
+    # One engine pod per node; the model download Job's pod (same name label) must not block a node.
+    term = pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["labelSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "deepseek-r1",
+        "app.kubernetes.io/component": "inference-server",
+    }
 
 
 def test_distill_vllm_single_gpu_argv():
