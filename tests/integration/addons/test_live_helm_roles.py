@@ -141,7 +141,9 @@ def role_vars(role, chart_repo, spec, values=None):
 
 
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_install_idempotent_upgrade_uninstall(request, role, addons, chart_repo, api_client, core, cluster_policy_operator, volcano_queue):
+def test_install_idempotent_upgrade_uninstall(
+    request, role, addons, chart_repo, api_client, core, cluster_policy_operator, volcano_queue
+):
     spec = ROLES[role]
     name, namespace = spec["release"], spec["namespace"]
     if role == "volcano" and not volcano_queue:
