@@ -7,6 +7,7 @@ the roles wait on); tests/integration/charts/README.md says what each one carrie
 
 import functools
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -98,3 +99,19 @@ class ChartRepository:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+def helm(*args, kubeconfig=None):
+    """Run the test bed's helm against its kubeconfig (KUBECONFIG of testbed_support unless given)."""
+    from testbed_support import KUBECONFIG
+
+    command = [HELM, "--kubeconfig", kubeconfig or KUBECONFIG, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def release(name, namespace):
+    """The release as `helm list` sees it (dict with status, revision, app_version), or None."""
+    listed = helm("list", "-n", namespace, "--filter", "^%s$" % name, "-o", "json")
+    assert listed.returncode == 0, listed.stderr
+    found = json.loads(listed.stdout)
+    return found[0] if found else None

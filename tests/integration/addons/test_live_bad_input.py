@@ -4,7 +4,7 @@ on, and nothing is half-installed: no Helm release exists afterwards. The chart 
 """
 
 import pytest
-from test_live_helm_roles import release
+from charts import release
 
 KUBERAY = ("kuberay-operator", "kuberay-system")
 

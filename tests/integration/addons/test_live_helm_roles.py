@@ -8,17 +8,14 @@ values keys, upstream CRDs and the objects each role waits on. Per role: install
 state absent (the release is gone).
 """
 
-import json
-import subprocess
 import threading
 import time
 
 import pytest
 import yaml
-from charts import HELM
+from charts import helm, release
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from testbed_support import KUBECONFIG
 
 # role: release, namespace, extra vars of every run, the upgrade's values change and where to find it.
 ROLES = {
@@ -63,18 +60,6 @@ ROLES = {
         "check": ("resourceName",),
     },
 }
-
-
-def helm(*args):
-    return subprocess.run([HELM, "--kubeconfig", KUBECONFIG, *args], capture_output=True, text=True, timeout=60)
-
-
-def release(name, namespace):
-    """The release as `helm list` sees it, or None."""
-    listed = helm("list", "-n", namespace, "--filter", f"^{name}$", "-o", "json")
-    assert listed.returncode == 0, listed.stderr
-    found = json.loads(listed.stdout)
-    return found[0] if found else None
 
 
 def standin_values(core, name, namespace):

@@ -15,10 +15,9 @@ import os
 import subprocess
 
 import pytest
-from charts import CRDS_DIR
+from charts import CRDS_DIR, release
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from test_live_helm_roles import release
 from testbed_support import KUBECONFIG, PAUSE_IMAGE, ROOT, wait_for
 
 CRD = "leaderworkersets.leaderworkerset.x-k8s.io"
