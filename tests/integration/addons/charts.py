@@ -39,6 +39,11 @@ def _stage(name, version, workdir):
     staged = os.path.join(workdir, "%s-%s" % (name, version), name)
     shutil.copytree(source, staged, ignore=shutil.ignore_patterns("standin.yaml"))
     shutil.copy(COMMON_TEMPLATE, os.path.join(staged, "templates", "_standin.tpl"))
+    # Kept as *.gotmpl in the repo (Go templates are not YAML for yamllint/ansible-test); helm wants *.yaml.
+    for name in os.listdir(os.path.join(staged, "templates")):
+        if name.endswith(".gotmpl"):
+            path = os.path.join(staged, "templates", name)
+            os.rename(path, path[: -len(".gotmpl")])
     before = spec.get("crds_in_templates_before")
     in_templates = bool(before) and _version_tuple(version) < _version_tuple(before)
     crd_dir = os.path.join(staged, "files", "crds") if in_templates else os.path.join(staged, "crds")

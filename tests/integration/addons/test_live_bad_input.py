@@ -40,7 +40,7 @@ def test_bad_input_installs_nothing(case, addons, chart_repo, closed_port):
         variables["llmops_registry_mirror"] = f"127.0.0.1:{closed_port}/proxy"
     assert release(*KUBERAY) is None
 
-    result, _ = addons("kuberay", case, **variables)
+    result = addons("kuberay", case, **variables)[0]
     assert result.returncode != 0
     assert expected in result.output, result.output[-4000:]
     assert "nothing was" in result.output  # "nothing was changed" / "nothing was installed"

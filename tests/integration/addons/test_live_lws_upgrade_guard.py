@@ -97,14 +97,14 @@ def test_lws_upgrade_across_the_crd_move(request, addons, chart_repo, api_client
     )
 
     # The test bed's CRD came from a plain apply (like manifests.yaml): a 0.7 chart would fight over it.
-    refused, _ = addons("leaderworkerset", "v0.7 over a non-Helm CRD", **lws_vars(chart_repo, "v0.7.0"))
+    refused = addons("leaderworkerset", "v0.7 over a non-Helm CRD", **lws_vars(chart_repo, "v0.7.0"))[0]
     assert refused.returncode != 0
     assert "already exists outside Helm" in refused.output and "nothing was changed" in refused.output
     assert release("lws", "lws-system") is None
 
     extensions.delete_custom_resource_definition(CRD)
     wait_for(lambda: crd(extensions) is None, timeout=60, what=f"CRD {CRD} deleted")
-    installed, _ = addons("leaderworkerset", "install v0.7.0", **lws_vars(chart_repo, "v0.7.0"))
+    installed = addons("leaderworkerset", "install v0.7.0", **lws_vars(chart_repo, "v0.7.0"))[0]
     assert installed.returncode == 0, installed.output[-4000:]
     owned = crd(extensions)
     assert owned.metadata.annotations["meta.helm.sh/release-name"] == "lws"  # the CRD is part of the release now
@@ -112,11 +112,11 @@ def test_lws_upgrade_across_the_crd_move(request, addons, chart_repo, api_client
         "leaderworkerset.x-k8s.io", "v1", namespace, "leaderworkersets", survivor(namespace)
     )
 
-    refused, _ = addons(
+    refused = addons(
         "leaderworkerset",
         "refuse v0.10.0",
         **lws_vars(chart_repo, "v0.10.0", leaderworkerset_crd_upgrade_policy="refuse"),
-    )
+    )[0]
     assert refused.returncode != 0
     assert "refusing to upgrade LWS v0.7.0 -> v0.10.0" in refused.output
     assert f"kubectl annotate crd {CRD} helm.sh/resource-policy=keep" in refused.output
