@@ -34,6 +34,7 @@ else
   fi
   mkdir -p "$TESTBED_STATE"
   log "starting kwok cluster '$TESTBED_CLUSTER_NAME' (Kubernetes $KUBERNETES_VERSION, binary runtime)"
+  read -r -a extra_kwokctl_args <<< "${TESTBED_KWOKCTL_ARGS:-}"
   kwokctl --config "$TESTBED_REPO_ROOT/testbed/kwokctl.yaml" create cluster \
     --name "$TESTBED_CLUSTER_NAME" \
     --runtime binary \
@@ -44,7 +45,7 @@ else
     --etcd-binary "$TESTBED_BIN/etcd" \
     --kubeconfig "$TESTBED_KUBECONFIG" \
     --wait 60s \
-    ${TESTBED_KWOKCTL_ARGS:-}
+    "${extra_kwokctl_args[@]}"
 fi
 
 log "applying simulated nodes (testbed/nodes)"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print URL-based webhook configurations for an out-of-cluster LWS controller.
 
 Reads upstream's config/webhook/manifests.yaml (+ the objectSelector patches) from the pinned
