@@ -37,6 +37,25 @@ class PlaybookRun:
         """Per-host stats from the json callback (ANSIBLE_STDOUT_CALLBACK=json runs only)."""
         return json.loads(self.stdout)["stats"]
 
+    def task_results(self, name):
+        """Results (per host, per loop item) of the tasks whose name ends with ``name`` (json callback runs)."""
+        found = []
+        for play in json.loads(self.stdout)["plays"]:
+            for task in play["tasks"]:
+                if task["task"]["name"].endswith(name):
+                    for result in task["hosts"].values():
+                        found.extend(result.get("results") or [result])
+        return found
+
+    def changed_tasks(self):
+        """Names of the tasks that reported changed (json callback runs only), for failure messages."""
+        names = []
+        for play in json.loads(self.stdout)["plays"]:
+            for task in play["tasks"]:
+                if any(result.get("changed") for result in task["hosts"].values()):
+                    names.append(task["task"]["name"])
+        return names
+
 
 @pytest.fixture
 def ansible_playbook():

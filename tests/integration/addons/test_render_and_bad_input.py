@@ -1,8 +1,8 @@
 """Real ansible-playbook runs of playbooks/cluster_addons.yml in render mode (no cluster needed).
 
 Render mode writes the objects the roles create themselves (Volcano Queue, NodeFeatureRule, ClusterPolicy
-patch, PodMonitor, RDMA device plugin, HAMi node labels) and the Helm values each chart would get, so the
-objects can be server-side dry-run against the real CRDs (../shared/crds) once the test bed exists.
+patch, PodMonitor, RDMA device plugin, HAMi node labels) and the Helm values each chart would get; the
+objects are server-side dry-run against the real CRDs on the test bed in test_live_dry_run.py.
 Bad input (unknown version, missing chart source) must stop the play with a clear message before the
 role writes anything.
 """
