@@ -230,15 +230,6 @@ def s3_credentials_secret(name, namespace, access_key, secret_key, kserve, serve
     """The S3 credentials Secret for the storage initializer (built here so no role templates the keys)."""
     if not access_key or not secret_key:
         raise LlmopsError("both the S3 access key and the secret key are needed to create %s" % name)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": server_name, "app.kubernetes.io/managed-by": "llmops.inference"},
-            "annotations": s3_endpoint_annotations(kserve),
-        },
-        "stringData": dict(zip(S3_KEYS, (access_key, secret_key))),
-    }
+    return serving.opaque_secret(
+        name, namespace, server_name, dict(zip(S3_KEYS, (access_key, secret_key))), s3_endpoint_annotations(kserve)
+    )

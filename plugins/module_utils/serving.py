@@ -634,16 +634,18 @@ def podgroup(config, plan):
     }
 
 
-def api_key_secret(name, namespace, key, value, server_name):
-    """The Secret holding the OpenAI API key (built here so the role never templates the value in YAML)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": server_name, "app.kubernetes.io/managed-by": "llmops.inference"},
-        },
-        "stringData": {key: value},
+def opaque_secret(name, namespace, server_name, string_data, annotations=None):
+    """An Opaque Secret of the server, built in Python so no role templates secret values into YAML."""
+    metadata = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/name": server_name, "app.kubernetes.io/managed-by": "llmops.inference"},
     }
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata, "stringData": string_data}
+
+
+def api_key_secret(name, namespace, key, value, server_name):
+    """The Secret holding the OpenAI API key."""
+    return opaque_secret(name, namespace, server_name, {key: value})
