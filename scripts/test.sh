@@ -68,6 +68,8 @@ run_testbed() {
     # quietly, so pytest's summary stays the last line printed; the log says what was stopped
     trap 'bash scripts/testbed/cluster-down.sh > "$ROOT/.build/testbed-down.log" 2>&1' EXIT
   fi
+  # helm is not part of the cluster, but the add-on roles' live tests drive it
+  bash scripts/testbed/build.sh helm
   TESTBED_VOLCANO=${TESTBED_VOLCANO:-1} bash scripts/testbed/cluster-up.sh
 }
 
