@@ -503,17 +503,20 @@ def lws_upgrade_plan(installed_version, target_version, crd=None, policy="safe")
             "annotating the CRD %s=keep so Helm does not delete it, applying the new CRDs "
             "server-side, then upgrading the release" % (installed_version, target_version, KEEP_ANNOTATION),
         }
+    # the same version again (a re-run, or a values change) needs no CRD update: the CRDs are the ones
+    # the release was installed or upgraded with
+    apply_crds = target_uses_crds_dir and target != installed
     return {
         "action": "upgrade",
         "annotate_keep": False,
-        "apply_crds": target_uses_crds_dir,
+        "apply_crds": apply_crds,
         "message": "LWS %s -> %s: %s"
         % (
             installed_version,
             target_version,
             "applying the chart's CRDs first (Helm never updates crds/), then upgrading"
-            if target_uses_crds_dir
-            else "the CRD stays in the release's templates; plain upgrade",
+            if apply_crds
+            else "the CRDs stay as they are; plain upgrade",
         ),
     }
 

@@ -340,3 +340,10 @@ def test_field_at_reads_state_and_conditions():
     assert addons.field_at(crd, "status.conditions[type=Missing].status") is None
     assert addons.field_at({"status": {"state": "ready"}}, "status.state") == "ready"
     assert addons.field_at({}, "status.state", "unknown") == "unknown"
+
+
+def test_lws_same_version_rerun_applies_no_crds():
+    """A re-run or a values change on the installed version leaves the CRDs alone (idempotent, no server apply)."""
+    plan = addons.lws_upgrade_plan("v0.10.0", "v0.10.0")
+    assert plan["action"] == "upgrade" and plan["apply_crds"] is False
+    assert addons.lws_upgrade_plan("v0.9.0", "v0.10.0")["apply_crds"] is True
