@@ -18,6 +18,7 @@ import re
 import subprocess
 import time
 
+from ansible_collections.llmops.inference.plugins.module_utils import nccl_log
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 # Expected all-reduce bus bandwidth (GB/s) at large messages (>= 1 GiB), NVLink multicast (NVLS) off.
@@ -90,12 +91,6 @@ _DEVICE_RE = re.compile(
     r"#\s+Rank\s+(?P<rank>\d+)\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(?P<host>\S+)\s+device\s+(?P<device>\d+)\s+"
     r"\[(?P<busid>[^\]]+)\]\s+(?P<name>.+?)\s*$"
 )
-_CHANNEL_RE = re.compile(
-    r"Channel\s+\d+(?:/\d+)?\s*:\s*(?P<src>\d+)\[[^\]]*\]\s*->\s*(?P<dst>\d+)\[[^\]]*\]"
-    r"(?:\s*\[\w+\])?\s+via\s+(?P<transport>\S+)"
-)
-_NETWORK_RE = re.compile(r"Using network (?P<net>\S+)")
-_NCCL_VERSION_RE = re.compile(r"NCCL version (?P<version>[\d.]+)")
 
 
 def _number(token):
@@ -189,35 +184,27 @@ def parse_nccl_debug(text):
 
     A channel "via NET/Socket" is traffic on TCP sockets: the socket fallback that costs an
     order of magnitude of bandwidth. "Using network Socket" alone only names the plugin that
-    NCCL would use between hosts.
+    NCCL would use between hosts. The channel parsing is nccl_log's (one parser for sweeps, user
+    logs and the serving pre-flight); `transport` carries its full report.
     """
+    return debug_summary(nccl_log.parse_nccl_log(text))
+
+
+def debug_summary(parsed):
+    """parse_nccl_debug's answer from an already parsed log (nccl_log.parse_nccl_log)."""
     transports = set()
-    socket_channels = []
-    network = None
-    version = None
-    for line in text.splitlines():
-        if "NCCL" not in line:
-            continue
-        match = _NCCL_VERSION_RE.search(line)
-        if match and version is None:
-            version = match.group("version")
-        match = _NETWORK_RE.search(line)
-        if match:
-            network = match.group("net")
-        match = _CHANNEL_RE.search(line)
-        if match:
-            transport = match.group("transport")
-            # P2P/CUMEM/read -> P2P/CUMEM, SHM/direct/direct -> SHM, NET/IB/0/GDRDMA -> NET/IB
-            parts = transport.split("/")
-            kind = "/".join(parts[:2]) if parts[0] in ("P2P", "NET") else parts[0]
-            transports.add(kind)
-            if kind == "NET/Socket":
-                socket_channels.append("%s->%s" % (match.group("src"), match.group("dst")))
+    for channel in parsed["channels"]:
+        # P2P/CUMEM/read -> P2P/CUMEM, SHM/direct/direct -> SHM, NET/IB/0/GDRDMA -> NET/IB
+        parts = channel["transport"].split("/")
+        transports.add("/".join(parts[:2]) if parts[0] in ("P2P", "NET") else parts[0])
     return {
-        "nccl_version": version,
-        "network": network,
+        "nccl_version": parsed["nccl_version"],
+        "network": parsed["network"],
         "transports": sorted(transports),
-        "socket_channels": sorted(set(socket_channels)),
+        "socket_channels": sorted(
+            {"%d->%d" % (c["src"], c["dst"]) for c in parsed["channels"] if c["kind"] == "socket"}
+        ),
+        "transport": nccl_log.transport_report(parsed),
     }
 
 

@@ -22,8 +22,34 @@ description:
   - The expected value comes from O(expected_busbw_gbps), else the first matching entry of O(expected_table)
     followed by the collection's table (GPU model, GPU count, link type); see docs/node_health.md.
   - NVLink multicast stays off (C(NCCL_NVLS_ENABLE=0)) unless O(nccl_env) sets it.
+  - With O(nccl_log) it runs nothing and judges a log the user already has (C(NCCL_DEBUG=INFO) output of all
+    ranks, text or a file path): which transport every channel used (P2P, SHM, NET/IB with or without GPUDirect
+    RDMA, RoCE, NET/Socket), the HCAs and GID index seen, judged against O(expected_transport) or the RDMA facts.
+  - A run whose inter-node channels are NET/Socket while IB/RoCE is expected fails with that sentence, whatever
+    its bandwidth.
   - Changes nothing, so check mode runs the sweep as well.
 options:
+  nccl_log:
+    description:
+      - C(NCCL_DEBUG=INFO) output of every rank (text, or the path of a file on the managed host) to judge
+        instead of running a sweep. Needs O(expected_transport) or O(rdma_facts).
+    type: str
+  expected_transport:
+    description:
+      - The transport the channels must use. C(nvlink) and C(shm) judge the channels inside a host; C(ib), C(roce)
+        and C(socket) judge the channels between hosts.
+      - Derived from O(rdma_facts) when omitted (C(roce) for active Ethernet ports, C(ib) for InfiniBand).
+    type: str
+    choices: [nvlink, shm, ib, roce, socket]
+  rdma_facts:
+    description:
+      - The return of M(llmops.inference.rdma_check) (C(llmops_rdma)) on the hosts of the log; gives the expected
+        inter-node transport and the RoCE GID index NCCL must use.
+    type: dict
+  expect_gdr:
+    description: With C(ib)/C(roce), fail when no inter-node channel used GPUDirect RDMA (C(GDRDMA)).
+    type: bool
+    default: false
   tool:
     description: C(auto) prefers all_reduce_perf and falls back to torch; C(nccl-tests) or C(torch) force one.
     type: str
@@ -116,6 +142,12 @@ EXAMPLES = r"""
     expected_table:
       - {model: H20, gpus: 8, link: nvlink, busbw_gbps: 360, source: "site acceptance test 2025-03"}
     pairwise: true
+
+- name: Judge a multi-node log a user already has (nothing runs)
+  llmops.inference.nccl_check:
+    nccl_log: /var/log/llmops/nccl-allreduce.log
+    rdma_facts: "{{ llmops_rdma }}"
+    expect_gdr: true
 """
 
 RETURN = r"""
@@ -155,8 +187,19 @@ duration_s:
   type: float
   returned: success
 nccl:
-  description: From NCCL_DEBUG=INFO; nccl_version, network, transports, socket_channels.
+  description: From NCCL_DEBUG=INFO; nccl_version, network, transports, socket_channels, transport (as below).
   type: dict
+  returned: success
+transports:
+  description:
+    - Per channel connection (channel, src, dst, transport, kind, inter_node, net_device, gdr) and a summary per
+      kind (nvlink, shm, ib, roce, socket), the kinds seen inside and between hosts, the HCAs, GID index,
+      GPUDirect RDMA, hosts and ranks seen.
+  type: dict
+  returned: success
+expected_transport:
+  description: The transport judged against (argument or derived from rdma_facts); null when none.
+  type: str
   returned: success
 gpu_model:
   description: GPU model used for the lookup.
@@ -181,7 +224,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmops.inference.plugins.module_utils import nccl_tests, nccl_torch_sweep, nvidia_smi
+from ansible_collections.llmops.inference.plugins.module_utils import nccl_log, nccl_tests, nccl_torch_sweep, nvidia_smi
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
@@ -262,7 +305,46 @@ def sweep(module, tool, path, gpus, min_bytes, max_bytes, visible=None):
             str(params["warmup_iters"]),
         ]
         text, seconds = nccl_tests.run_sweep(command, env, params["timeout"])
-    return nccl_tests.parse_all_reduce_perf(text), nccl_tests.parse_nccl_debug(text), seconds
+    parsed_log = nccl_log.parse_nccl_log(text)
+    debug = nccl_tests.debug_summary(parsed_log)
+    debug["transport_parsed"] = parsed_log
+    return nccl_tests.parse_all_reduce_perf(text), debug, seconds
+
+
+def transport_expectation(params):
+    """(expected transport, expected GID index) from the arguments, the RDMA facts filling what is missing."""
+    expected, gid_index = params["expected_transport"], None
+    if params["rdma_facts"] is not None:
+        derived, gid_index = nccl_log.expected_from_rdma(params["rdma_facts"])
+        expected = expected or derived
+    return expected, gid_index
+
+
+def read_log(module, value):
+    """The text of nccl_log: the value itself when it holds NCCL lines, else the file it names."""
+    if "\n" in value or "NCCL" in value:
+        return value
+    try:
+        with open(value, errors="replace") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise LlmopsError("nccl_log is neither NCCL_DEBUG output nor a readable file: %s" % exc)
+
+
+def judge_log(module):
+    """Judge a user's log without running anything."""
+    params = module.params
+    expected, gid_index = transport_expectation(params)
+    if expected is None:
+        raise LlmopsError("nccl_log needs expected_transport or rdma_facts to judge against")
+    parsed = nccl_log.parse_nccl_log(read_log(module, params["nccl_log"]))
+    passed, reasons = nccl_log.judge_transport(parsed, expected, gid_index, params["expect_gdr"])
+    return {
+        "passed": passed,
+        "reasons": reasons,
+        "transports": nccl_log.transport_report(parsed),
+        "expected_transport": expected,
+    }
 
 
 def check(module):
@@ -298,6 +380,11 @@ def check(module):
     _passed, reasons, peak = nccl_tests.judge(
         parsed, debug, expected, params["tolerance"], judge_min, label="%d GPUs" % gpus, link_type=link
     )
+    expected_transport, gid_index = transport_expectation(params)
+    if expected_transport is not None:
+        reasons.extend(
+            nccl_log.judge_transport(debug["transport_parsed"], expected_transport, gid_index, params["expect_gdr"])[1]
+        )
     pairs = []
     if params["pairwise"] and gpus > 2:
         pair_expected = nccl_tests.lookup_expected(model, 2, link, params["expected_table"])[0]
@@ -334,7 +421,9 @@ def check(module):
         "reasons": reasons,
         "tool": tool,
         "duration_s": round(seconds, 1),
-        "nccl": debug,
+        "nccl": {key: value for key, value in debug.items() if key != "transport_parsed"},
+        "transports": debug["transport"],
+        "expected_transport": expected_transport,
         "gpu_model": model,
         "gpu_count": gpus,
         "link_type": link,
@@ -364,6 +453,10 @@ def main():
             judge_min_bytes=dict(type="str", default="1G"),
             pairwise=dict(type="bool", default=False),
             timeout=dict(type="int", default=900),
+            nccl_log=dict(type="str"),
+            expected_transport=dict(type="str", choices=list(nccl_log.EXPECTED_TRANSPORTS)),
+            rdma_facts=dict(type="dict"),
+            expect_gdr=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -377,6 +470,21 @@ def main():
     if params["warmup_iters"] < 0 or (params["gpus"] is not None and params["gpus"] < 2):
         module.fail_json(msg="warmup_iters must be >= 0 and gpus >= 2", reasons=[])
     try:
+        if params["nccl_log"] is not None:
+            result = judge_log(module)
+            if not result["passed"]:
+                module.fail_json(
+                    msg="NCCL transport check failed: " + "; ".join(result["reasons"]), changed=False, **result
+                )
+            module.exit_json(
+                changed=False,
+                msg="NCCL channels use %s as expected (%s)"
+                % (
+                    result["expected_transport"],
+                    ", ".join("%s=%d" % kv for kv in sorted(result["transports"]["summary"].items())),
+                ),
+                **result,
+            )
         result = check(module)
     except LlmopsError as exc:
         module.fail_json(msg=exc.message, reasons=[exc.message])

@@ -191,3 +191,50 @@ def test_rdma_check_no_devices_and_bad_args(run, tmp_path, empty_path):
     assert "must be positive" in run(rdma_check.main, {"min_rate_gbps": -1})["msg"]
     assert "must be a GID index" in run(rdma_check.main, {"hosts_gid_indexes": {"a": "three"}})["msg"]
     assert json.dumps(clean)
+
+
+def test_nccl_check_judges_a_users_log_without_running_anything(run, empty_path):
+    """nccl_log: real single-host recordings and two-host logs in published format (fixtures/nccl_logs/README.md).
+    empty_path: no nvidia-smi, no all_reduce_perf, no python with torch exists, so nothing can run."""
+    ok = run(nccl_check.main, {"nccl_log": fx("nccl_logs", "nccl-nvlink.log"), "expected_transport": "nvlink"})
+    assert not ok.get("failed") and ok["passed"] and ok["transports"]["summary"] == {"nvlink": 48}
+    assert ok["changed"] is False and "as expected" in ok["msg"]
+    socket = run(nccl_check.main, {"nccl_log": fx("nccl_logs", "nccl-socket.log"), "expected_transport": "nvlink"})
+    assert socket["failed"] and "NET/Socket (TCP)" in socket["msg"] and socket["transports"]["summary"] == {"socket": 4}
+    with open(fx("nccl_logs", "nccl-2node-ib-socket-fallback.log")) as handle:
+        text = handle.read()
+    facts = {"devices": [{"name": "mlx5_0", "ports": [{"port": 1, "state": "ACTIVE", "link_layer": "InfiniBand"}]}]}
+    fallback = run(nccl_check.main, {"nccl_log": text, "rdma_facts": facts})
+    assert fallback["failed"] and fallback["expected_transport"] == "ib"
+    assert "inter-node channel connections run via NET/Socket (TCP), not NET/IB (InfiniBand)" in fallback["msg"]
+    roce_facts = {
+        "devices": [
+            {
+                "name": "mlx5_0",
+                "ports": [{"port": 1, "state": "ACTIVE", "link_layer": "Ethernet", "roce_v2_ipv4_gid_index": 5}],
+            }
+        ]
+    }
+    roce = run(nccl_check.main, {"nccl_log": fx("nccl_logs", "nccl-2node-roce.log"), "rdma_facts": roce_facts})
+    assert roce["failed"] and "GID index 3, the RDMA facts give 5" in roce["msg"]
+
+
+def test_nccl_check_nccl_log_bad_input(run, empty_path):
+    missing = run(nccl_check.main, {"nccl_log": "/nonexistent/nccl.log", "expected_transport": "ib"})
+    assert missing["failed"] and "neither NCCL_DEBUG output nor a readable file" in missing["msg"]
+    unjudged = run(nccl_check.main, {"nccl_log": fx("nccl_logs", "nccl-nvlink.log")})
+    assert unjudged["failed"] and "needs expected_transport or rdma_facts" in unjudged["msg"]
+    bad = run(nccl_check.main, {"nccl_log": "x", "expected_transport": "infiniband"})
+    assert bad["failed"] and "expected_transport" in bad["msg"]
+
+
+def test_nccl_check_sweep_judges_transport_too(run, smi, fake_tool):
+    """A sweep whose channels went over SHM fails an nvlink transport expectation even with a low bandwidth bar."""
+    slow = fake_tool("arp_p2p2", "cat %s" % fx("nccl_tests", "h200x2_all_reduce_perf_p2p_disabled.txt"))
+    result = run(nccl_check.main, {"all_reduce_perf_path": slow, "expected_busbw_gbps": 1.0, "link_type": "pcie"})
+    assert result["passed"] and result["transports"]["intra_node"] == ["shm"]
+    strict = run(
+        nccl_check.main,
+        {"all_reduce_perf_path": slow, "expected_busbw_gbps": 1.0, "link_type": "pcie", "expected_transport": "nvlink"},
+    )
+    assert strict["failed"] and any("not P2P (NVLink)" in r for r in strict["reasons"])
