@@ -377,10 +377,17 @@ def check(module):
             "No expected bus bandwidth for %s x%d (%s): only wrong values and socket fallback are judged; "
             "set expected_busbw_gbps or expected_table" % (model, gpus, link)
         )
-    _passed, reasons, peak = nccl_tests.judge(
-        parsed, debug, expected, params["tolerance"], judge_min, label="%d GPUs" % gpus, link_type=link
-    )
+    # An explicit transport expectation replaces judge()'s coarser "NVLink but not P2P" rule.
     expected_transport, gid_index = transport_expectation(params)
+    _passed, reasons, peak = nccl_tests.judge(
+        parsed,
+        debug,
+        expected,
+        params["tolerance"],
+        judge_min,
+        label="%d GPUs" % gpus,
+        link_type=None if expected_transport else link,
+    )
     if expected_transport is not None:
         reasons.extend(
             nccl_log.judge_transport(debug["transport_parsed"], expected_transport, gid_index, params["expect_gdr"])[1]
