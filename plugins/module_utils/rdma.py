@@ -286,3 +286,73 @@ def compare_gid_indexes(hosts_gid_indexes):
         "RoCE v2 IPv4 GID index differs between hosts of the group (%s): the pods share one "
         "NCCL_IB_GID_INDEX, so fix the GID tables (same IP setup on every host) first" % detail
     ]
+
+
+def _host_summary(facts):
+    """What must be equal on every node of one engine group: the pods share one NCCL/NVSHMEM env."""
+    ports = {}
+    for dev in facts.get("devices") or []:
+        for port in dev.get("ports") or []:
+            if port.get("state") != "ACTIVE":
+                continue
+            ports["%s:%d" % (dev["name"], port["port"])] = (port.get("link_layer"), port.get("rate_gbps"))
+    mtus = {}
+    for hca, info in ((facts.get("tools") or {}).get("ibv_devinfo") or {}).items():
+        for number, port in (info.get("ports") or {}).items():
+            if port.get("active_mtu"):
+                mtus["%s:%s" % (hca, number)] = port["active_mtu"]
+    return {
+        "hcas": sorted(ports),
+        "link_layer": {hca: layer for hca, (layer, _rate) in ports.items()},
+        "rate_gbps": {hca: rate for hca, (_layer, rate) in ports.items()},
+        "mtu": mtus,
+        "gid_index": facts.get("gid_index"),
+        "gpudirect_rdma": bool(facts.get("gpudirect_rdma")),
+    }
+
+
+def _differences(by_host, describe):
+    """Group hosts by a described value; one string per distinct value when they differ, else None."""
+    groups = {}
+    for host, value in sorted(by_host.items()):
+        groups.setdefault(describe(value), []).append(host)
+    if len(groups) <= 1:
+        return None
+    return "; ".join("%s on %s" % (value, ", ".join(hosts)) for value, hosts in sorted(groups.items()))
+
+
+def compare_fleet(facts_by_host):
+    """Reasons why the GPU nodes of one group cannot share one NCCL environment (empty when they can).
+
+    facts_by_host: host -> rdma_check's return. Compared: the active HCA ports (NCCL_IB_HCA is one list for
+    every pod), their link layer and rate, the active MTU (from ibv_devinfo when it ran), the RoCE v2 GID index
+    (NCCL_IB_GID_INDEX and NVSHMEM_IB_GID_INDEX are one value) and GPUDirect RDMA (peermem or DMA-BUF).
+    """
+    if not isinstance(facts_by_host, dict) or not facts_by_host:
+        raise LlmopsError("compare_fleet needs a dict host -> rdma_check facts with at least one host")
+    for host, facts in facts_by_host.items():
+        if not isinstance(facts, dict):
+            raise LlmopsError("the RDMA facts of %s are not rdma_check's dict (got %s)" % (host, type(facts).__name__))
+    summaries = {host: _host_summary(facts) for host, facts in facts_by_host.items()}
+    # Layers and rates are compared on the ports every node has, so a missing port is reported once.
+    common = set.intersection(*(set(s["hcas"]) for s in summaries.values()))
+
+    def per_port(key, fmt):
+        return lambda s: ",".join(fmt % (hca, s[key][hca]) for hca in sorted(common)) or "none"
+
+    checks = (
+        ("active RDMA ports differ", lambda s: ",".join(s["hcas"]) or "none"),
+        ("link layers differ", per_port("link_layer", "%s=%s")),
+        ("port rates differ", per_port("rate_gbps", "%s=%sGb/s")),
+        ("active MTUs differ", lambda s: ",".join("%s=%s" % kv for kv in sorted(s["mtu"].items())) or "unknown"),
+        ("RoCE v2 GID index differs", lambda s: "index %s" % s["gid_index"]),
+        ("GPUDirect RDMA differs", lambda s: "peermem/DMA-BUF %s" % ("yes" if s["gpudirect_rdma"] else "no")),
+    )
+    reasons = []
+    for label, describe in checks:
+        if label == "active MTUs differ" and not any(s["mtu"] for s in summaries.values()):
+            continue  # ibv_devinfo did not run anywhere: nothing to compare
+        detail = _differences(summaries, describe)
+        if detail:
+            reasons.append("%s between the GPU nodes (%s)" % (label, detail))
+    return reasons
