@@ -5,42 +5,17 @@ host's RDMA sysfs tree is written from the recorded ConnectX-6 layouts (unit fix
 The modules, the role, the playbook and ansible-playbook are the real ones.
 """
 
-import importlib.util
 import json
-import os
 
 import yaml
-
-UNIT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "unit")
-FIXTURES = os.path.join(UNIT, "fixtures")
-_spec = importlib.util.spec_from_file_location("unit_plugins_conftest", os.path.join(UNIT, "plugins", "conftest.py"))
-_unit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_unit)
-
-
-def _nvidia_smi(path):
-    fx = lambda name: os.path.join(FIXTURES, "nvidia_smi", name)  # noqa: E731
-    path.write_text(
-        '#!/bin/bash\ncase "$*" in\n'
-        '  --query-gpu*) cat %s ;;\n  "topo -m") cat %s ;;\n  "nvlink -s") cat %s ;;\n  "-q") cat %s ;;\n'
-        '  "") cat %s ;;\n  *) echo "unexpected $*" >&2; exit 2 ;;\nesac\n'
-        % (
-            fx("h200x2_nvidia-smi-query-gpu.csv"),
-            fx("h200x2_nvidia-smi-topo-m.txt"),
-            fx("h200x2_nvidia-smi-nvlink-s.txt"),
-            fx("h200x2_nvidia-smi-q.txt"),
-            fx("h200x2_nvidia-smi.txt"),
-        )
-    )
-    path.chmod(0o755)
-    return str(path)
+from gpu_host_support import build_sysfs, fake_nvidia_smi, read_fixture
 
 
 def _inventory(tmp_path, layouts):
-    smi = _nvidia_smi(tmp_path / "nvidia-smi")
+    smi = fake_nvidia_smi(tmp_path / "nvidia-smi")
     hosts = {}
     for name, layout in layouts.items():
-        tree = _unit.build_sysfs(tmp_path / name, json.loads(_unit.read_fixture("rdma", layout)))
+        tree = build_sysfs(tmp_path / name, json.loads(read_fixture("rdma", layout)))
         hosts[name] = {
             "ansible_connection": "local",
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
