@@ -146,3 +146,30 @@ def test_sweep_env_keeps_nvls_off_and_applies_pod_env():
     assert env["NCCL_NVLS_ENABLE"] == "0" and env["NCCL_IB_GID_INDEX"] == "3" and env["CUDA_VISIBLE_DEVICES"] == "2,3"
     assert nccl_tests.sweep_env({}, {"NCCL_NVLS_ENABLE": "1"})["NCCL_NVLS_ENABLE"] == "1"
     assert nccl_tests.gpu_pairs(range(3)) == [[0, 1], [0, 2], [1, 2]]
+
+
+@pytest.mark.parametrize(
+    "name, transports",
+    [("h200x2_torch_sweep_2nodes_nccl.txt", ["P2P/CUMEM"]), ("h200_host_torch_sweep_2nodes_gloo_cpu.txt", [])],
+)
+def test_multi_node_sweep_output_reads_like_single_node(name, transports):
+    """Real output of the sweep run as two node ranks (the serving pre-flight's shape), NCCL and the gloo stand-in."""
+    text = fixture(name)
+    parsed = nccl_tests.parse_all_reduce_perf(text)
+    assert [r["size_bytes"] for r in parsed["rows"]] == [(1 << 20) << i for i in range(9)]
+    assert all(r["in_place"]["wrong"] == 0 and r["out_of_place"]["wrong"] == 0 for r in parsed["rows"])
+    assert "nGpus 2" in text
+    assert nccl_tests.parse_nccl_debug(text)["transports"] == transports
+
+
+def test_sweep_arguments_are_checked_before_torch_is_imported():
+    from ansible_collections.llmops.inference.plugins.module_utils import nccl_torch_sweep
+
+    for argv in (
+        ["--gpus", "1"],
+        ["--gpus", "1", "--nodes", "2", "--node-rank", "2", "--master-port", "1"],
+        ["--gpus", "1", "--nodes", "2", "--node-rank", "1"],
+        ["--gpus", "2", "--backend", "nccl", "--device", "cpu"],
+    ):
+        with pytest.raises(SystemExit):
+            nccl_torch_sweep.main(argv)
