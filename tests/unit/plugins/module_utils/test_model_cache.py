@@ -42,12 +42,17 @@ def test_rwo_with_two_nodes_gives_one_cache_per_pod():
     result = model_cache.cache_plan(
         cache_config("deepseek-r1-2x8-a800-sglang"), load_plan("deepseek-r1-2x8-a800-sglang"), 1
     )
-    assert [o["kind"] for o in result["objects"]] == ["ConfigMap"]
+    # Issue 10 #2: the per-pod claims are created and filled before the group exists (was: only the ConfigMap,
+    # and each pod downloaded 642 GiB in an init container of the group).
+    kinds = [o["kind"] for o in result["objects"]]
+    assert kinds == ["ConfigMap", "PersistentVolumeClaim", "Job", "PersistentVolumeClaim", "Job"]
     layout = result["layout"]
     assert layout["mode"] == "per_pod_pvc"
     # model_cache_model_gib 642 x 1.2 + 10
     assert layout["volume_claim_template"]["spec"]["resources"]["requests"]["storage"] == "781Gi"
-    env = {e["name"]: e.get("value") for e in layout["init_container"]["env"]}
+    assert layout["init_container"]["command"][-1] == "wait"
+    job = result["objects"][2]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in job["env"]}
     assert env["LLMOPS_SOURCE"] == "modelscope" and env["PIP_INDEX_URL"].startswith("https://pypi.tuna")
 
 
@@ -76,7 +81,13 @@ def test_hf_mirror_endpoint():
 
 
 def test_host_path_layout():
-    config = dict(cache_config("deepseek-r1-2x8-a800-sglang"), storage="host_path", host_path="/mnt/catcat_data/model")
+    # A multi-node host_path cache is staged per node (issue 10 #2), so the nodes are named.
+    config = dict(
+        cache_config("deepseek-r1-2x8-a800-sglang"),
+        storage="host_path",
+        host_path="/mnt/catcat_data/model",
+        stage_nodes=["gpu-a", "gpu-b"],
+    )
     layout = model_cache.cache_plan(config, load_plan("deepseek-r1-2x8-a800-sglang"), 1)["layout"]
     assert layout["volume"] == {"hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"}}
 
@@ -169,6 +180,7 @@ def test_script_downloads_again_when_the_source_changed(tmp_path):
 
 def test_script_wait_returns_once_complete(tmp_path):
     folder = _snapshot(tmp_path)
-    (folder / ".llmops-complete").write_text("x")
+    # The stamp of this source and revision (issue 10 #15: any marker used to do).
+    (folder / ".llmops-complete").write_text("huggingface|Qwen/Qwen3-0.6B||")
     result = _run(folder, "wait")
     assert result.returncode == 0 and "complete" in result.stdout

@@ -15,6 +15,14 @@ def workload(inventory):
     return config, plan, objects
 
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
+
+
+def server(objects):
+    """The workload among the server's objects (a PodDisruptionBudget follows it since issue 10)."""
+    return next(o for o in objects if o["kind"] in WORKLOAD_KINDS)
+
+
 def engine(pod_template):
     return pod_template["spec"]["containers"][0]
 
@@ -25,8 +33,9 @@ def env_names(container):
 
 def test_local_single_node_sglang_argv():
     _config, _plan, objects = workload("local")
-    assert [o["kind"] for o in objects] == ["Deployment"]
-    container = engine(objects[0]["spec"]["template"])
+    # A PodDisruptionBudget follows the workload (issue 10, Medium).
+    assert [o["kind"] for o in objects] == ["Deployment", "PodDisruptionBudget"]
+    container = engine(server(objects)["spec"]["template"])
     assert container["command"] == [
         "python3",
         "-m",
@@ -51,14 +60,14 @@ def test_local_single_node_sglang_argv():
         "--api-key",
         "$(LLMOPS_API_KEY)",
     ]
-    assert objects[0]["spec"]["strategy"] == {"type": "Recreate"}
+    assert server(objects)["spec"]["strategy"] == {"type": "Recreate"}
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "32Gi"}
 
 
 def test_deepseek_r1_lws_sglang_dist_init_and_env():
     _config, _plan, objects = workload("deepseek-r1-2x8-a800-sglang")
-    assert [o["kind"] for o in objects] == ["PodGroup", "LeaderWorkerSet"]
-    podgroup, lws = objects
+    assert [o["kind"] for o in objects] == ["PodGroup", "LeaderWorkerSet", "PodDisruptionBudget"]
+    podgroup, lws, _pdb = objects
     assert podgroup["spec"]["minMember"] == 2
     assert podgroup["spec"]["minResources"] == {"nvidia.com/gpu": "16"}
     spec = lws["spec"]
@@ -66,30 +75,37 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     template = spec["leaderWorkerTemplate"]
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
     leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
-    # SGLang runs the same argv on every pod; the rank comes from the LWS worker index.
+    # SGLang runs the same argv on every pod; the rank comes from the LWS worker-index label (issue 10 #13:
+    # $(LWS_WORKER_INDEX) is injected only from LWS v0.6.0).
     assert leader["command"] == worker["command"]
     argv = leader["command"]
     assert argv[argv.index("--tp-size") + 1] == "16"
     assert argv[argv.index("--nnodes") + 1] == "2"
     assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
-    assert argv[argv.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"
+    assert argv[argv.index("--node-rank") + 1] == "$(LLMOPS_WORKER_INDEX)"
     assert argv.count("--nnodes") == 1
     env = {e["name"]: e.get("value") for e in leader["env"]}
     assert env["NCCL_IB_HCA"] == "mlx5_0,mlx5_1,mlx5_4,mlx5_5" and env["GLOO_SOCKET_IFNAME"] == "eth0"
     assert "LLMOPS_API_KEY" in env and "LLMOPS_API_KEY" not in env_names(worker)
     assert leader["resources"]["limits"]["rdma/ib"] == "4"
-    assert leader["securityContext"] == {"privileged": False, "capabilities": {"add": ["IPC_LOCK"]}}
+    # Hardened by default (issue 10, Medium): every capability dropped, IPC_LOCK back because rdma/ib is requested.
+    assert leader["securityContext"] == {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["IPC_LOCK"]},
+    }
     assert "startupProbe" in leader and "startupProbe" not in worker
-    # 40.18 GiB x 8 per pod at 0.5 GiB/s + 300 s warm-up = 943 s -> 95 probes of 10 s.
-    assert leader["startupProbe"]["failureThreshold"] == 95
+    # Issue 10 #1: 40.18 GiB x 8 per node at 0.5 GiB/s (643 s) + 600 s group formation + 300 s warm-up = 1543 s,
+    # below the one-hour floor of a multi-node group -> 360 probes of 10 s (was 95: 943 s, an endless reload).
+    assert leader["startupProbe"]["failureThreshold"] == 360
     pod = template["leaderTemplate"]
     assert pod["spec"]["schedulerName"] == "volcano"
     assert pod["metadata"]["annotations"] == {"scheduling.k8s.io/group-name": "deepseek-r1"}
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "128Gi"}} in pod["spec"]["volumes"]
-    # No RWX: every pod downloads into its own claim.
+    # No RWX: every pod gets its own claim, staged before the group exists; the pods only wait (issue 10 #2).
     assert template["volumeClaimTemplates"][0]["metadata"]["name"] == "model-cache"
     assert template["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "local-path"
-    assert pod["spec"]["initContainers"][0]["command"][-1] == "download"
+    assert pod["spec"]["initContainers"][0]["command"][-1] == "wait"
     # One engine pod per node; the model download Job's pod (same name label) must not block a node.
     term = pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["labelSelector"]["matchLabels"] == {
@@ -100,17 +116,17 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
 
 def test_distill_vllm_single_gpu_argv():
     _config, _plan, objects = workload("distill-1gpu")
-    container = engine(objects[0]["spec"]["template"])
+    container = engine(server(objects)["spec"]["template"])
     assert container["command"][:3] == ["vllm", "serve", "/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B"]
     assert container["command"][container["command"].index("--reasoning-parser") + 1] == "deepseek_r1"
     assert "--enable-prefix-caching" in container["command"]
     assert "--enable-metrics" not in container["command"]
-    assert objects[0]["spec"]["template"]["spec"]["initContainers"][0]["command"][-1] == "wait"
+    assert server(objects)["spec"]["template"]["spec"]["initContainers"][0]["command"][-1] == "wait"
 
 
 def test_qwen3_tp8_vllm_options_and_extra_args():
     _config, _plan, objects = workload("qwen3-235b-vllm-tp8")
-    argv = engine(objects[0]["spec"]["template"])["command"]
+    argv = engine(server(objects)["spec"]["template"])["command"]
     assert argv[argv.index("--tensor-parallel-size") + 1] == "8"
     for flag in ("--enable-prefix-caching", "--enable-chunked-prefill", "--enable-auto-tool-choice"):
         assert flag in argv
@@ -121,7 +137,7 @@ def test_qwen3_tp8_vllm_options_and_extra_args():
 
 def test_qwen3_two_node_vllm_through_ray():
     _config, _plan, objects = workload("qwen3-235b-vllm-2node-ray")
-    lws = objects[-1]
+    lws = server(objects)
     template = lws["spec"]["leaderWorkerTemplate"]
     leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
     script = leader["command"][2]
@@ -194,7 +210,7 @@ def test_duplicate_env_between_nccl_and_extra_is_refused():
 def test_sglang_options_off():
     config, plan, cache = case("local")
     config["options"] = dict(config["options"], prefix_caching=False, chunked_prefill=False, enable_metrics=False)
-    argv = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])["command"]
+    argv = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])["command"]
     assert "--disable-radix-cache" in argv
     assert argv[argv.index("--chunked-prefill-size") + 1] == "-1"
     assert "--enable-metrics" not in argv
@@ -203,7 +219,7 @@ def test_sglang_options_off():
 def test_without_api_key_secret_there_is_no_key_flag():
     config, plan, cache = case("local")
     config["api_key_secret"] = ""
-    container = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])
+    container = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])
     assert "--api-key" not in container["command"]
     assert "LLMOPS_API_KEY" not in env_names(container)
 
@@ -250,7 +266,7 @@ def test_ray_scripts_are_valid_bash(inventory):
     import subprocess
 
     _config, _plan, objects = workload(inventory)
-    template = objects[-1]["spec"]["leaderWorkerTemplate"]
+    template = server(objects)["spec"]["leaderWorkerTemplate"]
     for pod in (template["leaderTemplate"], template["workerTemplate"]):
         subprocess.run(["bash", "-n", "-c", engine(pod)["command"][2]], check=True)
 
@@ -284,7 +300,7 @@ def test_ascend_pods_get_npu_resource_image_and_driver_mounts():
     config, plan, cache = _ascend_case()
     objects = serving.server_manifests(config, plan, cache["layout"])
     for role in ("leaderTemplate", "workerTemplate"):
-        spec = objects[-1]["spec"]["leaderWorkerTemplate"][role]["spec"]
+        spec = server(objects)["spec"]["leaderWorkerTemplate"][role]["spec"]
         container = engine({"spec": spec})
         assert container["image"] == "quay.io/ascend/vllm-ascend:v0.13.0"
         assert container["resources"]["limits"]["huawei.com/Ascend910"] == "8"
@@ -300,12 +316,13 @@ def test_ascend_pods_get_npu_resource_image_and_driver_mounts():
 
 def test_nvidia_pods_get_no_host_mounts_and_explicit_mounts_replace_the_defaults():
     config, plan, cache = case("distill-1gpu")
-    container = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])
-    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/dev/shm", "/models"]
+    container = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])
+    # The compile cache (issue 10 #1) is a subfolder of the model cache volume, not a host path.
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/dev/shm", "/models", "/var/cache/llmops"]
     config, plan, cache = _ascend_case(
         host_mounts=[{"host_path": "/opt/driver", "mount_path": "/usr/local/Ascend/driver"}]
     )
-    spec = serving.server_manifests(config, plan, cache["layout"])[-1]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    spec = server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
     assert [v["hostPath"] for v in spec["spec"]["volumes"] if "hostPath" in v] == [{"path": "/opt/driver"}]
 
 
