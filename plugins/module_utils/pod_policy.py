@@ -68,7 +68,9 @@ def accelerator_node_labels(vendor, plan, override=None):
     """
     if override is not None:
         if not isinstance(override, dict):
-            raise LlmopsError("the accelerator node labels must be a mapping of label to value(s), got %r" % (override,))
+            raise LlmopsError(
+                "the accelerator node labels must be a mapping of label to value(s), got %r" % (override,)
+            )
         return {str(k): [str(v) for v in (vals if isinstance(vals, list) else [vals])] for k, vals in override.items()}
     if vendor == "huawei":
         return {NPU_NODE_LABEL[0]: [NPU_NODE_LABEL[1]]}
@@ -96,7 +98,9 @@ def node_affinity(label_values):
     ]
     if not expressions:
         return None
-    return {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}}
+    return {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+    }
 
 
 def placement(vendor, plan, node_labels=None, tolerations=None, extra_tolerations=None, node_selector=None):

@@ -458,7 +458,12 @@ def probes(config, plan):
             "timeoutSeconds": timeout,
             "failureThreshold": int(math.ceil(startup_seconds(config, plan) / float(period))),
         },
-        "readinessProbe": {"httpGet": dict(http), "periodSeconds": 15, "timeoutSeconds": timeout, "failureThreshold": 3},
+        "readinessProbe": {
+            "httpGet": dict(http),
+            "periodSeconds": 15,
+            "timeoutSeconds": timeout,
+            "failureThreshold": 3,
+        },
         "livenessProbe": {"httpGet": dict(http), "periodSeconds": 30, "timeoutSeconds": timeout, "failureThreshold": 5},
     }
 
@@ -632,7 +637,9 @@ def engine_placement(config, plan, cache):
     if staged:
         # Pods only wait for the cache, so they must run where the staging Jobs filled it.
         terms = pod_policy.node_affinity({pod_policy.HOSTNAME_LABEL: list(staged)})
-        expressions = terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+        expressions = terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+            "matchExpressions"
+        ]
         if result["affinity"]:
             required = result["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
             required["nodeSelectorTerms"][0]["matchExpressions"] += expressions
