@@ -509,8 +509,9 @@ def needs_ipc_lock(config):
     return bool(config.get("rdma_resources"))
 
 
-# JIT and compile caches (Triton, TorchInductor, vLLM's torch.compile, FlashInfer, DeepGEMM, CUDA PTX) live in
-# a subfolder of the model cache volume, so a recreated group (same node, same PVC) does not compile again.
+# JIT and compile caches (Triton, TorchInductor, vLLM's torch.compile, FlashInfer, DeepGEMM, torch extensions,
+# CUDA PTX) live in a subfolder of the model cache volume, so a recreated group (same node, same PVC) does not
+# compile again.
 COMPILE_CACHE_MOUNT = "/var/cache/llmops"
 COMPILE_CACHE_DIRS = (
     ("XDG_CACHE_HOME", "xdg"),
@@ -519,6 +520,8 @@ COMPILE_CACHE_DIRS = (
     ("VLLM_CACHE_ROOT", "vllm"),
     ("FLASHINFER_WORKSPACE_BASE", "flashinfer"),
     ("DG_JIT_CACHE_DIR", "deep_gemm"),
+    ("SGLANG_DG_CACHE_DIR", "deep_gemm"),
+    ("TORCH_EXTENSIONS_DIR", "torch_extensions"),
     ("CUDA_CACHE_PATH", "nv"),
 )
 

@@ -9,6 +9,7 @@ the module is importable. Rendered objects are checked against the real upstream
 
 import glob
 import importlib.util
+import json
 import os
 import sys
 
@@ -26,6 +27,12 @@ INVENTORIES = (
     "testbed",
 )
 API_KEY = "sk-test-9f1c2e7d4b8a-never-printed"
+# The test bed serves the DeepSeek-R1 inventory's model on the same simulated 2 x 8 A800: the same plan.
+PLAN_OF = {"testbed": "deepseek-r1-2x8-a800-sglang"}
+
+
+def plan_of(inventory):
+    return load_plan(PLAN_OF.get(inventory, inventory))
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +44,12 @@ def renders(tmp_path_factory):
             inventory,
             folder,
             "-e",
+            json.dumps({"serving_plan_override": plan_of(inventory)}),
+            "-e",
             "inference_server_api_key=%s" % API_KEY,
             "-e",
             "inference_server_render_api_key_secret=true",
+            plan=False,
         )
         results[inventory] = (result, folder)
     return results
@@ -124,7 +134,7 @@ def test_engine_pods_survive_a_real_cluster(renders, inventory):
     """Issue 10 (#1, #2, #13, #14, #15, Medium): what a real kubelet, scheduler and LWS would do with the render."""
     _result, folder = renders[inventory]
     objects = rendered(folder)
-    plan = load_plan(inventory)
+    plan = plan_of(inventory)
     multi_node = plan["nodes"] > 1
     text = "".join(read(path) for path in glob.glob(os.path.join(folder, "*", "*.yaml")))
     assert "LWS_WORKER_INDEX" not in text
