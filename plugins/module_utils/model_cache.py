@@ -5,12 +5,18 @@
 
 Three layouts:
 - ``shared_pvc``: one PVC filled by a download Job; pods wait for it (init container) and mount it
-  read-only. Used with a ReadWriteMany storage class, or when the server has a single pod.
+  read-only. Used with a ReadWriteMany storage class, or when the server has a single pod (then the
+  Job runs on an accelerator node, where a node-local volume must bind for the engine to use it).
 - ``per_pod_pvc``: the storage class has no RWX and there are several pods: each pod gets its own
-  PVC (volumeClaimTemplates) and fills it itself in an init container (the seeds' two-PVC case).
-- ``host_path``: a folder on every node (the seeds' hostPath), filled by an init container.
+  PVC (volumeClaimTemplates). The PVCs are created beforehand under the names the StatefulSets behind
+  the workload give them (``model-cache-<pod>``) and filled by one staging Job each, before the group
+  exists; the engine pods only wait (the seeds' two-PVC case, without downloads inside the group).
+- ``host_path``: a folder on every node (the seeds' hostPath). With ``stage_nodes`` (required for a
+  multi-node group) one staging Job per node fills it, pinned by hostname, and the engine pods wait,
+  pinned to those nodes; a single-node server without them downloads in its init container.
 The same script (roles/model_cache/files/download-model.sh, mounted from a ConfigMap) downloads,
-skips a complete cache, verifies config.json and the weight index, or waits for another pod.
+skips a complete cache, verifies config.json and the weight index, or waits for a complete, verified
+cache whose stamp names the expected source and revision.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,6 +28,7 @@ import json
 import math
 import re
 
+from ansible_collections.llmops.inference.plugins.module_utils import pod_policy
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 SOURCES = ("huggingface", "modelscope", "s3")
@@ -30,6 +37,9 @@ SCRIPT_KEY = "download-model.sh"
 SCRIPT_MOUNT = "/llmops"
 VOLUME_NAME = "model-cache"
 SCRIPT_VOLUME = "model-download-script"
+# Subfolder of the cache volume for the engines' JIT/compile caches (serving.compile_cache).
+COMPILE_CACHE_SUB_PATH = ".llmops-compile-cache"
+STAGE_LABEL = "llmops.io/model-stage"
 
 
 def validate(config):
@@ -109,6 +119,11 @@ def downloader_container(config, mode, model_path):
         {"name": "LLMOPS_MODEL_DIR", "value": model_path},
         {"name": "LLMOPS_PIP_INSTALL", "value": "true" if config.get("pip_install", True) else "false"},
     ]
+    if source == "s3":
+        env.append({"name": "LLMOPS_S3_URI", "value": config["s3"]["uri"]})
+    if mode == "wait":
+        # Waiting reads the folder and its stamp only: no credentials, no tools.
+        return _script_container(config, mode, config["wait_image"], env)
     if config.get("pip_index_url"):
         env.append({"name": "PIP_INDEX_URL", "value": config["pip_index_url"]})
     if source == "huggingface":
@@ -125,22 +140,31 @@ def downloader_container(config, mode, model_path):
         env.append({"name": "MODELSCOPE_DOMAIN", "value": config["modelscope_domain"]})
     if source == "s3":
         s3 = config["s3"]
-        env.append({"name": "LLMOPS_S3_URI", "value": s3["uri"]})
         if s3.get("endpoint"):
             env.append({"name": "AWS_ENDPOINT_URL", "value": s3["endpoint"]})
         env.append({"name": "AWS_DEFAULT_REGION", "value": s3.get("region") or "us-east-1"})
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": s3["credentials_secret"], "key": key}}})
-    image = config["images"][source] if mode == "download" else config["wait_image"]
+    return _script_container(config, mode, config["images"][source], env)
+
+
+def _script_container(config, mode, image, env):
+    cpu, memory = (
+        (config.get("wait_cpu") or "100m", config.get("wait_memory") or "128Mi")
+        if mode == "wait"
+        else (config.get("download_cpu") or "4", config.get("download_memory") or "8Gi")
+    )
     return {
         "name": "model-%s" % mode,
         "image": image,
         "imagePullPolicy": config.get("image_pull_policy", "IfNotPresent"),
         "command": ["/bin/sh", "%s/%s" % (SCRIPT_MOUNT, SCRIPT_KEY), mode],
         "env": env,
-        "securityContext": {"privileged": False, "allowPrivilegeEscalation": False},
+        # requests = limits: an init container with less makes the engine pod Burstable, not Guaranteed.
+        "resources": pod_policy.guaranteed_resources(cpu, memory),
+        "securityContext": pod_policy.container_security_context(),
         "volumeMounts": [
-            {"name": VOLUME_NAME, "mountPath": config["mount_path"]},
+            {"name": VOLUME_NAME, "mountPath": config["mount_path"], "readOnly": mode == "wait"},
             {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_MOUNT, "readOnly": True},
         ],
     }
@@ -150,10 +174,48 @@ def _script_volume(config):
     return {"name": SCRIPT_VOLUME, "configMap": {"name": _names(config)["script"], "defaultMode": 0o555}}
 
 
+def engine_pod_names(config, plan, replicas):
+    """Names of the engine pods, as the StatefulSets behind the workload give them.
+
+    LeaderWorkerSet: leader ``<name>-<group>``, workers ``<name>-<group>-<index>``; StatefulSet ``<name>-<i>``.
+    """
+    server = config.get("server_name") or config["name"]
+    nodes = int(plan["nodes"])
+    names = []
+    for group in range(int(replicas)):
+        names.append("%s-%d" % (server, group))
+        names += ["%s-%d-%d" % (server, group, index) for index in range(1, nodes)]
+    return names
+
+
+def _placement(config, plan):
+    return pod_policy.placement(
+        pod_policy.plan_vendor(plan, config.get("accelerator_vendor") or ""),
+        plan,
+        node_labels=config.get("node_labels"),
+        tolerations=config.get("tolerations"),
+        extra_tolerations=config.get("extra_tolerations"),
+        node_selector=config.get("node_selector"),
+    )
+
+
+def _stage_nodes(config, pods, required):
+    nodes = [str(node) for node in (config.get("stage_nodes") or [])]
+    if len(set(nodes)) != len(nodes):
+        raise LlmopsError("model_cache_stage_nodes lists a node twice: %s" % ", ".join(nodes))
+    if (nodes or required) and len(nodes) < pods:
+        raise LlmopsError(
+            "the model cache is staged on every node before the group starts: model_cache_stage_nodes needs at "
+            "least %d node names (the engine pods run only there), got %d; list them with kubectl get nodes"
+            % (pods, len(nodes))
+        )
+    return nodes
+
+
 def cache_plan(config, plan, replicas=1):
     """Everything the cache contributes: objects to apply and what the server's pods need.
 
-    Returns a dict with ``objects`` (ConfigMap, [PVC], [Job], in apply order) and ``layout``, the
+    Returns a dict with ``objects`` (ConfigMap, [PVCs], [Jobs], in apply order) and ``layout``, the
     value the serving stage keeps as ``llmops_model_cache`` for roles/inference_server.
     """
     validate(config)
@@ -191,7 +253,11 @@ def cache_plan(config, plan, replicas=1):
         "volume_claim_template": None,
         "init_container": None,
         "size": size,
+        "compile_cache_sub_path": COMPILE_CACHE_SUB_PATH,
+        "node_names": [],
     }
+    pods = engine_pod_names(config, plan, replicas)
+    wait = downloader_container(config, "wait", model_path)
     if mode == "shared_pvc":
         objects.append(
             {
@@ -201,38 +267,105 @@ def cache_plan(config, plan, replicas=1):
                 "spec": claim_spec,
             }
         )
-        objects.append(download_job(config, model_path, meta, names))
-        layout["volume"] = {"persistentVolumeClaim": {"claimName": names["pvc"], "readOnly": True}}
-        layout["init_container"] = downloader_container(config, "wait", model_path)
-        layout["init_container"]["volumeMounts"][0]["readOnly"] = True
+        # A single-pod RWO cache is filled where the engine will run: a node-local volume binds to the node
+        # of its first pod, so the Job runs on a node of the planned accelerator.
+        place = _placement(config, plan) if claim_spec["accessModes"][0] != "ReadWriteMany" else None
+        objects.append(download_job(config, model_path, meta, names["pvc"], "download", place))
+        # Not read-only at the volume: the engines' compile cache is a writable subfolder of it.
+        layout["volume"] = {"persistentVolumeClaim": {"claimName": names["pvc"]}}
+        layout["init_container"] = wait
     elif mode == "per_pod_pvc":
         layout["volume_claim_template"] = {"metadata": {"name": VOLUME_NAME, "labels": labels}, "spec": claim_spec}
-        layout["init_container"] = downloader_container(config, "download", model_path)
+        nodes = _stage_nodes(config, len(pods), False)
+        place = _placement(config, plan)
+        server = config.get("server_name") or config["name"]
+        for index, pod in enumerate(pods):
+            claim = "%s-%s" % (VOLUME_NAME, pod)
+            objects.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": dict(meta, name=claim),
+                    "spec": claim_spec,
+                }
+            )
+            job_place = _pinned(place, nodes[index]) if nodes else dict(place, spread=True)
+            objects.append(download_job(config, model_path, meta, claim, "stage-" + pod[len(server) + 1 :], job_place))
+        layout["init_container"] = wait
+        layout["node_names"] = nodes
     else:
         layout["volume"] = {"hostPath": {"path": config["host_path"], "type": "DirectoryOrCreate"}}
-        layout["init_container"] = downloader_container(config, "download", model_path)
+        nodes = _stage_nodes(config, len(pods), int(plan["nodes"]) > 1)
+        if nodes:
+            place = _placement(config, plan)
+            for node in nodes:
+                objects.append(
+                    download_job(
+                        config,
+                        model_path,
+                        meta,
+                        None,
+                        "stage-" + re.sub(r"[^a-z0-9-]+", "-", node.lower())[:20].strip("-"),
+                        _pinned(place, node),
+                    )
+                )
+            layout["init_container"] = wait
+            layout["node_names"] = nodes
+        else:
+            layout["init_container"] = downloader_container(config, "download", model_path)
     return {"objects": objects, "layout": layout}
 
 
-def download_job(config, model_path, meta, names):
-    """Job that fills the shared PVC. Its name carries a hash of its spec: Job templates are immutable,
-    so a changed source gives a new Job, and an unchanged one is applied again without a change."""
+def _pinned(place, node):
+    """Placement on exactly ``node`` (hostname label, so the scheduler still checks taints and room)."""
+    return dict(place, affinity=None, node_selector={pod_policy.HOSTNAME_LABEL: node})
+
+
+def download_job(config, model_path, meta, claim, suffix, place=None):
+    """Job that fills one cache (a PVC ``claim``, or the node's host path when ``claim`` is None).
+
+    Its name carries a hash of its spec: Job templates are immutable, so a changed source gives a new Job,
+    and an unchanged one is applied again without a change. ``place`` (pod_policy.placement) puts it on
+    the nodes the engine will use; ``spread`` keeps staging pods of one server on different nodes.
+    """
     container = downloader_container(config, "download", model_path)
+    if claim:
+        volume = {"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": claim}}
+    else:
+        volume = {"name": VOLUME_NAME, "hostPath": {"path": config["host_path"], "type": "DirectoryOrCreate"}}
     pod_spec = {
         "restartPolicy": "OnFailure",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_policy.pod_security_context(),
         "containers": [container],
-        "volumes": [
-            {"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": names["pvc"]}},
-            _script_volume(config),
-        ],
+        "volumes": [volume, _script_volume(config)],
     }
+    pod_labels = dict(meta["labels"])
+    if place:
+        if place.get("node_selector"):
+            pod_spec["nodeSelector"] = dict(place["node_selector"])
+        if place.get("tolerations"):
+            pod_spec["tolerations"] = list(place["tolerations"])
+        affinity = dict(place.get("affinity") or {})
+        if place.get("spread"):
+            pod_labels[STAGE_LABEL] = config["name"]
+            affinity["podAntiAffinity"] = {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {STAGE_LABEL: config["name"]}},
+                        "topologyKey": pod_policy.HOSTNAME_LABEL,
+                    }
+                ]
+            }
+        if affinity:
+            pod_spec["affinity"] = affinity
     digest = hashlib.sha256(json.dumps([pod_spec, config["script"]], sort_keys=True).encode("utf-8")).hexdigest()
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": dict(meta, name="%s-download-%s" % (config["name"], digest[:8])),
+        "metadata": dict(meta, name="%s-%s-%s" % (config["name"][:30].rstrip("-"), suffix, digest[:8])),
         "spec": {
             "backoffLimit": int(config.get("download_retries", 6)),
-            "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec},
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }

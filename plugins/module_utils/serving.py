@@ -16,7 +16,7 @@ __metaclass__ = type
 import math
 import re
 
-from ansible_collections.llmops.inference.plugins.module_utils import accelerator_catalog
+from ansible_collections.llmops.inference.plugins.module_utils import pod_policy
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 ENGINES = ("sglang", "vllm")
@@ -24,6 +24,8 @@ LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 PODGROUP_API_VERSION = "scheduling.volcano.sh/v1beta1"
 VOLCANO_GROUP_ANNOTATION = "scheduling.k8s.io/group-name"
 LWS_EXCLUSIVE_TOPOLOGY_ANNOTATION = "leaderworkerset.sigs.k8s.io/exclusive-topology"
+# The LWS release assumed when neither the inventory nor the cluster says (the leaderworkerset role's pin).
+DEFAULT_LWS_VERSION = "v0.10.0"
 API_KEY_ENV = "LLMOPS_API_KEY"
 REQUIRED_PLAN_KEYS = ("fits", "tensor_parallel", "pipeline_parallel", "nodes", "accelerators_used", "engine_args")
 
@@ -150,10 +152,7 @@ def accelerators_per_pod(plan):
 
 def accelerator_vendor(config, plan):
     """``nvidia`` or ``huawei``: the config's explicit choice, else the vendor of the plan's accelerator."""
-    vendor = config.get("accelerator_vendor") or ""
-    if not vendor:
-        accelerator_id = accelerator_catalog.resolve((plan.get("accelerator") or {}).get("id"))
-        vendor = accelerator_catalog.ACCELERATORS[accelerator_id]["vendor"] if accelerator_id else "nvidia"
+    vendor = pod_policy.plan_vendor(plan, config.get("accelerator_vendor") or "")
     if vendor not in ACCELERATOR_VENDORS:
         raise LlmopsError(
             "unknown accelerator vendor %r: choose one of %s" % (vendor, ", ".join(sorted(ACCELERATOR_VENDORS)))
@@ -260,8 +259,8 @@ def engine_option_args(engine, options):
 def server_argv(config, plan, multi_node):
     """The engine's argv (exec form). ``$(VAR)`` items are expanded by the kubelet from the container env.
 
-    For SGLang across nodes every pod runs the same argv; the node rank comes from LWS_WORKER_INDEX
-    (0 on the leader). For vLLM across nodes this is the leader's ``vllm serve`` line (Ray runs the rest).
+    For SGLang across nodes every pod runs the same argv; the node rank comes from the LWS worker-index
+    label (0 on the leader). For vLLM across nodes this is the leader's ``vllm serve`` line (Ray runs the rest).
     """
     engine = config["engine"]
     traits = ENGINE_TRAITS[engine]
@@ -273,7 +272,8 @@ def server_argv(config, plan, multi_node):
         argv += ["--dist-init-addr", "$(LWS_LEADER_ADDRESS):%d" % config["dist_init_port"]]
         if "--nnodes" not in plan_args:
             argv += ["--nnodes", "$(LWS_GROUP_SIZE)"]
-        argv += ["--node-rank", "$(LWS_WORKER_INDEX)"]
+        # From the worker-index label (pod_policy.worker_index_env): LWS_WORKER_INDEX exists only from LWS v0.6.0.
+        argv += ["--node-rank", "$(%s)" % pod_policy.WORKER_INDEX_ENV]
     if multi_node and engine == "vllm" and "--distributed-executor-backend" not in plan_args:
         argv += ["--distributed-executor-backend", "ray"]
     option_args = engine_option_args(engine, config.get("options") or {})
@@ -374,30 +374,180 @@ def shm_size_gib(config, plan):
     return max(8, accelerators_per_pod(plan) * int(config.get("shm_gib_per_accelerator", 16)))
 
 
-def startup_seconds(config, plan):
-    """Time a pod may take to load its weights and warm up (CUDA graphs) before the probes count.
+# Startup budget (docs/serving.md, "Startup budget and probes"). A floor of an hour for multi-node groups and
+# models over 100B parameters: seed 003 measured 40-50 min loads of 671B, and when the leader's startup probe
+# expires, RecreateGroupOnPodRestart tears the whole group down and the load starts again.
+LARGE_MODEL_PARAMETERS = 100 * 10**9
+STARTUP_FLOOR_SECONDS = 600
+STARTUP_FLOOR_LARGE_SECONDS = 3600
+STARTUP_PROBE_PERIOD = 10
+# SGLang's /health runs a one-token generate and waits up to 20 s for it (SGLANG_HEALTH_CHECK_TIMEOUT).
+MIN_PROBE_TIMEOUT_SECONDS = 20
 
-    Weights per pod (plan) over a conservative read throughput, plus a fixed warm-up; at least 10 min.
+
+def startup_budget(config, plan):
+    """Seconds a pod may take from container start to a healthy /health, and the engine timeouts aligned to it.
+
+    load = weight GiB per node / storage read throughput (``load_gib_per_second``); formation = the time a
+    multi-node group needs to find each other (``group_formation_seconds``: pods scheduled apart, the
+    rendezvous, NCCL/HCCL init); warm-up = CUDA graph capture and JIT compiles (``warmup_seconds``).
+    ``dist_timeout_seconds`` is what the engine's own rendezvous may wait (SGLang ``--dist-timeout``): the
+    whole budget, so a slow peer fails the probe, not the rendezvous first. ``group_wait_seconds`` bounds
+    the vLLM/Ray leader's wait for its workers.
     """
+    nodes = int(plan["nodes"])
     weights_gib = float(plan.get("weights_gib_per_accelerator") or 0) * accelerators_per_pod(plan)
-    throughput = float(config.get("load_gib_per_second", 0.5))
-    seconds = weights_gib / throughput + int(config.get("warmup_seconds", 300))
-    return max(600, int(math.ceil(seconds)))
+    throughput = float(config.get("load_gib_per_second") or 0.25)
+    if throughput <= 0:
+        raise LlmopsError("inference_server_load_gib_per_second must be above 0, got %r" % throughput)
+    load = weights_gib / throughput
+    formation = int(config.get("group_formation_seconds", 600)) if nodes > 1 else 0
+    warmup = int(config.get("warmup_seconds", 900))
+    parameters = int(((plan.get("model") or {}).get("parameters")) or 0)
+    large = nodes > 1 or parameters > LARGE_MODEL_PARAMETERS
+    floor = STARTUP_FLOOR_LARGE_SECONDS if large else STARTUP_FLOOR_SECONDS
+    total = max(floor, int(math.ceil(load + formation + warmup)))
+    return {
+        "weights_gib_per_node": round(weights_gib, 2),
+        "load_seconds": int(math.ceil(load)),
+        "formation_seconds": formation,
+        "warmup_seconds": warmup,
+        "floor_seconds": floor,
+        "startup_seconds": total,
+        "dist_timeout_seconds": total,
+        "group_wait_seconds": formation + int(math.ceil(load)) if nodes > 1 else 0,
+    }
+
+
+def startup_seconds(config, plan):
+    """Time a pod may take to load its weights and warm up before the probes count (see startup_budget)."""
+    return startup_budget(config, plan)["startup_seconds"]
+
+
+def startup_timeout_args(config, plan, multi_node):
+    """Engine flags that align the engine's own start-up timeouts with the startup budget.
+
+    Kept apart from server_argv so the argv builder stays the single owner of the engine's flags: SGLang's
+    rendezvous (``--dist-timeout``, seconds) waits as long as the probe does. vLLM's Ray leader reads the
+    budget from LLMOPS_STARTUP_BUDGET_SECONDS (env) instead.
+    """
+    extra = _flag_names([str(a) for a in ((config.get("options") or {}).get("extra_args") or [])])
+    if multi_node and config["engine"] == "sglang" and "--dist-timeout" not in extra:
+        return ["--dist-timeout", str(startup_budget(config, plan)["dist_timeout_seconds"])]
+    return []
+
+
+def probe_timeout(config):
+    timeout = int(config.get("probe_timeout_seconds") or 30)
+    if timeout < MIN_PROBE_TIMEOUT_SECONDS:
+        raise LlmopsError(
+            "probe timeout %d s is shorter than SGLang's 20 s /health generate; use at least %d"
+            % (timeout, MIN_PROBE_TIMEOUT_SECONDS)
+        )
+    return timeout
 
 
 def probes(config, plan):
-    period = 10
+    period = STARTUP_PROBE_PERIOD
+    timeout = probe_timeout(config)
     http = {"path": "/health", "port": "http"}
     return {
         "startupProbe": {
             "httpGet": dict(http),
             "periodSeconds": period,
-            "timeoutSeconds": 5,
+            "timeoutSeconds": timeout,
             "failureThreshold": int(math.ceil(startup_seconds(config, plan) / float(period))),
         },
-        "readinessProbe": {"httpGet": dict(http), "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": dict(http), "periodSeconds": 30, "timeoutSeconds": 10, "failureThreshold": 5},
+        "readinessProbe": {
+            "httpGet": dict(http),
+            "periodSeconds": 15,
+            "timeoutSeconds": timeout,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {"httpGet": dict(http), "periodSeconds": 30, "timeoutSeconds": timeout, "failureThreshold": 5},
     }
+
+
+def drain_budget(config):
+    """(preStop sleep, terminationGracePeriodSeconds): the endpoint leaves the Service during the sleep, then
+    SIGTERM lets the server finish its in-flight generations for up to ``drain_seconds``."""
+    sleep = int(config.get("prestop_sleep_seconds", 10))
+    drain = int(config.get("drain_seconds", 600))
+    if sleep < 0 or drain < 0:
+        raise LlmopsError("prestop_sleep_seconds and drain_seconds must not be negative")
+    return sleep, sleep + drain + 30
+
+
+# A worker holds on until its leader's API port closes (the leader drains its generations first), at most
+# the drain budget: a worker that left first would break every generation the leader is finishing.
+_WORKER_PRESTOP = (
+    "import os, socket, sys, time\n"
+    "end = time.time() + int(sys.argv[2])\n"
+    "while time.time() < end:\n"
+    "    try:\n"
+    "        socket.create_connection((os.environ['LWS_LEADER_ADDRESS'], int(sys.argv[1])), 3).close()\n"
+    "    except (OSError, KeyError):\n"
+    "        break\n"
+    "    time.sleep(5)\n"
+)
+
+
+def lifecycle(config, role):
+    """preStop hook of the engine container for ``role``."""
+    sleep, grace = drain_budget(config)
+    if role == "worker":
+        command = ["python3", "-c", _WORKER_PRESTOP, str(int(config["port"])), str(grace - 30)]
+    else:
+        command = ["sleep", str(sleep)]
+    return {"preStop": {"exec": {"command": command}}}
+
+
+def needs_ipc_lock(config):
+    """IPC_LOCK only where RDMA pins memory: ``ipc_lock`` when set, else when rdma/* devices are requested."""
+    if config.get("ipc_lock") is not None:
+        return bool(config["ipc_lock"])
+    return bool(config.get("rdma_resources"))
+
+
+# JIT and compile caches (Triton, TorchInductor, vLLM's torch.compile, FlashInfer, DeepGEMM, torch extensions,
+# CUDA PTX) live in a subfolder of the model cache volume, so a recreated group (same node, same PVC) does not
+# compile again.
+COMPILE_CACHE_MOUNT = "/var/cache/llmops"
+COMPILE_CACHE_DIRS = (
+    ("XDG_CACHE_HOME", "xdg"),
+    ("TRITON_CACHE_DIR", "triton"),
+    ("TORCHINDUCTOR_CACHE_DIR", "inductor"),
+    ("VLLM_CACHE_ROOT", "vllm"),
+    ("FLASHINFER_WORKSPACE_BASE", "flashinfer"),
+    ("DG_JIT_CACHE_DIR", "deep_gemm"),
+    ("SGLANG_DG_CACHE_DIR", "deep_gemm"),
+    ("TORCH_EXTENSIONS_DIR", "torch_extensions"),
+    ("CUDA_CACHE_PATH", "nv"),
+)
+
+
+def compile_cache(config, cache):
+    """(volumeMounts, env) of the compile cache, or ([], []) when it is off or the layout has no subfolder."""
+    sub_path = cache.get("compile_cache_sub_path")
+    if not sub_path or not config.get("compile_cache", True):
+        return [], []
+    mount = {"name": "model-cache", "mountPath": COMPILE_CACHE_MOUNT, "subPath": "%s/%s" % (sub_path, config["name"])}
+    env = [{"name": name, "value": "%s/%s" % (COMPILE_CACHE_MOUNT, folder)} for name, folder in COMPILE_CACHE_DIRS]
+    return [mount], env
+
+
+def engine_pod_env(config, plan, cache, role, env):
+    """Env the pod layout adds after container_env: worker index, startup budget, compile cache dirs.
+
+    A name container_env (or the inventory's extra env) already sets is left alone.
+    """
+    added = []
+    if role in ("leader", "worker"):
+        added.append(pod_policy.worker_index_env())
+        added.append({"name": "LLMOPS_STARTUP_BUDGET_SECONDS", "value": str(startup_seconds(config, plan))})
+    added += compile_cache(config, cache)[1]
+    present = {item["name"] for item in env}
+    return env + [item for item in added if item["name"] not in present]
 
 
 def resources(config, plan):
@@ -440,20 +590,23 @@ def leader_selector(config):
 def _engine_container(config, plan, cache, role):
     multi_node = role in ("leader", "worker")
     serves_api = role in ("single", "leader")
-    argv = server_argv(config, plan, multi_node)
+    argv = server_argv(config, plan, multi_node) + startup_timeout_args(config, plan, multi_node)
+    compile_mounts = compile_cache(config, cache)[0]
     container = {
         "name": "engine",
         "image": config["image"],
         "imagePullPolicy": config.get("image_pull_policy", "IfNotPresent"),
-        "env": container_env(config, serves_api),
+        "env": engine_pod_env(config, plan, cache, role, container_env(config, serves_api)),
         "resources": resources(config, plan),
-        # IPC_LOCK lets NCCL/verbs pin memory for RDMA; nothing privileged.
-        "securityContext": {"privileged": False, "capabilities": {"add": ["IPC_LOCK"]}},
+        # Drop every capability; IPC_LOCK only where RDMA pins memory (NCCL/verbs). Nothing privileged.
+        "securityContext": pod_policy.container_security_context(["IPC_LOCK"] if needs_ipc_lock(config) else []),
         "volumeMounts": [
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "model-cache", "mountPath": cache["mount_path"], "readOnly": bool(cache.get("read_only"))},
         ]
+        + compile_mounts
         + host_mount_volumes(config)[1],
+        "lifecycle": lifecycle(config, role),
     }
     if config["engine"] == "vllm" and multi_node:
         if role == "leader":
@@ -473,6 +626,31 @@ def _engine_container(config, plan, cache, role):
     return container
 
 
+def engine_placement(config, plan, cache):
+    """Placement of the engine pods: the planned accelerator's nodes (and the staged nodes), their taints."""
+    result = pod_policy.placement(
+        config["accelerator_vendor"],
+        plan,
+        node_labels=config.get("accelerator_node_labels"),
+        tolerations=config.get("accelerator_tolerations"),
+        extra_tolerations=config.get("tolerations"),
+        node_selector=config.get("node_selector"),
+    )
+    staged = cache.get("node_names") or []
+    if staged:
+        # Pods only wait for the cache, so they must run where the staging Jobs filled it.
+        terms = pod_policy.node_affinity({pod_policy.HOSTNAME_LABEL: list(staged)})
+        expressions = terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+            "matchExpressions"
+        ]
+        if result["affinity"]:
+            required = result["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            required["nodeSelectorTerms"][0]["matchExpressions"] += expressions
+        else:
+            result["affinity"] = {"nodeAffinity": terms}
+    return result
+
+
 def pod_spec(config, plan, cache, role):
     """PodSpec for ``role`` in single|leader|worker. ``cache`` is the model_cache layout (llmops_model_cache)."""
     spec = {
@@ -480,7 +658,10 @@ def pod_spec(config, plan, cache, role):
         "volumes": [
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "%dGi" % shm_size_gib(config, plan)}}
         ],
-        "terminationGracePeriodSeconds": 60,
+        "terminationGracePeriodSeconds": drain_budget(config)[1],
+        "securityContext": pod_policy.pod_security_context(),
+        # The engines never call the Kubernetes API.
+        "automountServiceAccountToken": bool(config.get("automount_service_account_token", False)),
     }
     if cache.get("volume"):
         spec["volumes"].append(dict(cache["volume"], name="model-cache"))
@@ -494,29 +675,30 @@ def pod_spec(config, plan, cache, role):
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
     if config.get("scheduler_name"):
         spec["schedulerName"] = config["scheduler_name"]
-    if config.get("node_selector"):
-        spec["nodeSelector"] = dict(config["node_selector"])
-    if config.get("tolerations"):
-        spec["tolerations"] = list(config["tolerations"])
+    place = engine_placement(config, plan, cache)
+    if place["node_selector"]:
+        spec["nodeSelector"] = place["node_selector"]
+    if place["tolerations"]:
+        spec["tolerations"] = place["tolerations"]
+    if place["affinity"]:
+        spec["affinity"] = dict(place["affinity"])
     if config.get("service_account"):
         spec["serviceAccountName"] = config["service_account"]
     if int(plan["nodes"]) > 1 or int(config.get("replicas", 1)) > 1:
         # Never two engine pods of this server on one node: each wants every accelerator of its node.
-        spec["affinity"] = {
-            "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        # Engine pods only: the model download Job's pod shares the name label.
-                        "labelSelector": {
-                            "matchLabels": {
-                                "app.kubernetes.io/name": config["name"],
-                                "app.kubernetes.io/component": "inference-server",
-                            }
-                        },
-                        "topologyKey": "kubernetes.io/hostname",
-                    }
-                ]
-            }
+        spec.setdefault("affinity", {})["podAntiAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    # Engine pods only: the model download Job's pod shares the name label.
+                    "labelSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": config["name"],
+                            "app.kubernetes.io/component": "inference-server",
+                        }
+                    },
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
         }
     return spec
 
@@ -579,6 +761,7 @@ def server_manifests(config, plan, cache):
         }
         if cache.get("volume_claim_template"):
             template["volumeClaimTemplates"] = [cache["volume_claim_template"]]
+        pod_policy.check_lws_fields(template, config.get("lws_version") or DEFAULT_LWS_VERSION)
         workload = {
             "apiVersion": LWS_API_VERSION,
             "kind": kind,
@@ -608,7 +791,33 @@ def server_manifests(config, plan, cache):
             spec["strategy"] = {"type": "Recreate"}
         workload = {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
     objects.append(workload)
+    if config.get("pdb_enabled", True):
+        objects.append(pod_disruption_budget(config, plan))
     return objects
+
+
+def pod_disruption_budget(config, plan):
+    """At most one group's worth of engine pods voluntarily disrupted at a time (a node drain).
+
+    Evicting one pod of an LWS group recreates the whole group, so the budget is a group's size: the other
+    pods of a group already down may go, a second group may not. Pods still loading (not ready) may always be
+    evicted (unhealthyPodEvictionPolicy: AlwaysAllow), so an hour-long load never blocks a drain.
+    """
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": config["name"], "namespace": config["namespace"], "labels": labels(config)},
+        "spec": {
+            "maxUnavailable": int(plan["nodes"]),
+            "selector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": config["name"],
+                    "app.kubernetes.io/component": "inference-server",
+                }
+            },
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
 
 
 def podgroup(config, plan):

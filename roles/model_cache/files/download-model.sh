@@ -1,7 +1,8 @@
 #!/bin/sh
 # Fill, verify or wait for one model folder of the llmops.inference model cache.
 #   download-model.sh download   download unless the folder is already complete, then verify
-#   download-model.sh wait       wait until another pod (the download Job) has completed the folder
+#   download-model.sh wait       wait until another pod (a download or staging Job) has completed and verified
+#                                the folder for this source and revision (the stamp in .llmops-complete)
 #   download-model.sh verify     exit 0 only when the folder is complete
 # Settings come from the environment: LLMOPS_SOURCE (huggingface|modelscope|s3), LLMOPS_MODEL_ID,
 # LLMOPS_REVISION, LLMOPS_MODEL_DIR, LLMOPS_S3_URI, LLMOPS_PIP_INSTALL (true|false);
@@ -90,8 +91,14 @@ case "$MODE" in
     verify
     ;;
   wait)
-    until [ -f "$MARKER" ] && verify; do
-      echo "waiting for the model download into $DIR"; sleep 15
+    # The stamp names source, model and revision: a cache completed for another revision is not this one.
+    until [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$STAMP" ] && verify; do
+      if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" != "$STAMP" ]; then
+        echo "the cache in $DIR holds '$(cat "$MARKER")', waiting for '$STAMP'"
+      else
+        echo "waiting for the model download into $DIR"
+      fi
+      sleep "${LLMOPS_WAIT_INTERVAL:-15}"
     done
     ;;
   download)

@@ -42,12 +42,17 @@ def test_rwo_with_two_nodes_gives_one_cache_per_pod():
     result = model_cache.cache_plan(
         cache_config("deepseek-r1-2x8-a800-sglang"), load_plan("deepseek-r1-2x8-a800-sglang"), 1
     )
-    assert [o["kind"] for o in result["objects"]] == ["ConfigMap"]
+    # Issue 10 #2: the per-pod claims are created and filled before the group exists (was: only the ConfigMap,
+    # and each pod downloaded 642 GiB in an init container of the group).
+    kinds = [o["kind"] for o in result["objects"]]
+    assert kinds == ["ConfigMap", "PersistentVolumeClaim", "Job", "PersistentVolumeClaim", "Job"]
     layout = result["layout"]
     assert layout["mode"] == "per_pod_pvc"
     # model_cache_model_gib 642 x 1.2 + 10
     assert layout["volume_claim_template"]["spec"]["resources"]["requests"]["storage"] == "781Gi"
-    env = {e["name"]: e.get("value") for e in layout["init_container"]["env"]}
+    assert layout["init_container"]["command"][-1] == "wait"
+    job = result["objects"][2]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in job["env"]}
     assert env["LLMOPS_SOURCE"] == "modelscope" and env["PIP_INDEX_URL"].startswith("https://pypi.tuna")
 
 
@@ -76,7 +81,13 @@ def test_hf_mirror_endpoint():
 
 
 def test_host_path_layout():
-    config = dict(cache_config("deepseek-r1-2x8-a800-sglang"), storage="host_path", host_path="/mnt/catcat_data/model")
+    # A multi-node host_path cache is staged per node (issue 10 #2), so the nodes are named.
+    config = dict(
+        cache_config("deepseek-r1-2x8-a800-sglang"),
+        storage="host_path",
+        host_path="/mnt/catcat_data/model",
+        stage_nodes=["gpu-a", "gpu-b"],
+    )
     layout = model_cache.cache_plan(config, load_plan("deepseek-r1-2x8-a800-sglang"), 1)["layout"]
     assert layout["volume"] == {"hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"}}
 
@@ -169,6 +180,159 @@ def test_script_downloads_again_when_the_source_changed(tmp_path):
 
 def test_script_wait_returns_once_complete(tmp_path):
     folder = _snapshot(tmp_path)
-    (folder / ".llmops-complete").write_text("x")
+    # The stamp of this source and revision (issue 10 #15: any marker used to do).
+    (folder / ".llmops-complete").write_text("huggingface|Qwen/Qwen3-0.6B||")
     result = _run(folder, "wait")
     assert result.returncode == 0 and "complete" in result.stdout
+
+
+# Issue 10 #2, #14, #15 and the single-pod RWO Job placement: each failed on the output before the fix.
+def _jobs(result):
+    return [o for o in result["objects"] if o["kind"] == "Job"]
+
+
+def test_per_pod_claims_are_staged_under_the_names_the_lws_pods_use():
+    plan = load_plan("deepseek-r1-2x8-a800-sglang")
+    result = model_cache.cache_plan(cache_config("deepseek-r1-2x8-a800-sglang"), plan, 2)
+    claims = [o["metadata"]["name"] for o in result["objects"] if o["kind"] == "PersistentVolumeClaim"]
+    # StatefulSet naming (<claim template>-<pod>) of LWS leaders <name>-<group> and workers <name>-<group>-<index>.
+    assert claims == [
+        "model-cache-deepseek-r1-0",
+        "model-cache-deepseek-r1-0-1",
+        "model-cache-deepseek-r1-1",
+        "model-cache-deepseek-r1-1-1",
+    ]
+    jobs = _jobs(result)
+    assert [j["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] for j in jobs] == claims
+    for job in jobs:
+        spec = job["spec"]["template"]["spec"]
+        assert spec["containers"][0]["command"][-1] == "download"
+        # On nodes of the planned accelerator (a node-local claim binds where its first pod runs), never two
+        # staging pods of one server on one node (the engine pods need one node each).
+        expression = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ][0]["matchExpressions"][0]
+        assert expression["key"] == "nvidia.com/gpu.product" and "NVIDIA-A800-SXM4-80GB" in expression["values"]
+        anti = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+        assert anti["labelSelector"]["matchLabels"] == {"llmops.io/model-stage": "deepseek-r1"}
+        assert job["spec"]["template"]["metadata"]["labels"]["llmops.io/model-stage"] == "deepseek-r1"
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert len({j["metadata"]["name"] for j in jobs}) == 4
+    assert all(len(j["metadata"]["name"]) <= 63 for j in jobs)
+    # The engine pods only wait.
+    assert result["layout"]["init_container"]["command"][-1] == "wait"
+
+
+def test_per_pod_claims_pinned_to_named_nodes():
+    config = dict(cache_config("deepseek-r1-2x8-a800-sglang"), stage_nodes=["gpu-a", "gpu-b"])
+    result = model_cache.cache_plan(config, load_plan("deepseek-r1-2x8-a800-sglang"), 1)
+    selectors = [j["spec"]["template"]["spec"]["nodeSelector"] for j in _jobs(result)]
+    assert selectors == [{"kubernetes.io/hostname": "gpu-a"}, {"kubernetes.io/hostname": "gpu-b"}]
+    assert result["layout"]["node_names"] == ["gpu-a", "gpu-b"]
+
+
+def test_multi_node_host_path_is_staged_per_node_before_the_group():
+    plan = load_plan("deepseek-r1-2x8-a800-sglang")
+    config = dict(cache_config("deepseek-r1-2x8-a800-sglang"), storage="host_path", host_path="/mnt/models")
+    with pytest.raises(LlmopsError, match="model_cache_stage_nodes needs at least 2 node names"):
+        model_cache.cache_plan(config, plan, 1)
+    with pytest.raises(LlmopsError, match="lists a node twice"):
+        model_cache.cache_plan(dict(config, stage_nodes=["gpu-a", "gpu-a"]), plan, 1)
+    result = model_cache.cache_plan(dict(config, stage_nodes=["gpu-a", "gpu-b", "gpu-c"]), plan, 1)
+    jobs = _jobs(result)
+    assert len(jobs) == 3
+    for node, job in zip(["gpu-a", "gpu-b", "gpu-c"], jobs):
+        spec = job["spec"]["template"]["spec"]
+        assert spec["nodeSelector"] == {"kubernetes.io/hostname": node}
+        assert spec["volumes"][0]["hostPath"] == {"path": "/mnt/models", "type": "DirectoryOrCreate"}
+        assert "-stage-" + node + "-" in job["metadata"]["name"]
+    layout = result["layout"]
+    assert layout["init_container"]["command"][-1] == "wait" and layout["node_names"] == ["gpu-a", "gpu-b", "gpu-c"]
+
+
+def test_engine_pods_run_only_on_the_staged_nodes():
+    from serving_cases import server_config
+
+    from ansible_collections.llmops.inference.plugins.module_utils import serving
+
+    plan = load_plan("deepseek-r1-2x8-a800-sglang")
+    config = dict(
+        cache_config("deepseek-r1-2x8-a800-sglang"), storage="host_path", host_path="/mnt/m", stage_nodes=["a", "b"]
+    )
+    layout = model_cache.cache_plan(config, plan, 1)["layout"]
+    server = dict(server_config("deepseek-r1-2x8-a800-sglang"), model_path=layout["model_path"])
+    lws = [o for o in serving.server_manifests(server, plan, layout) if o["kind"] == "LeaderWorkerSet"][0]
+    for role in ("leaderTemplate", "workerTemplate"):
+        spec = lws["spec"]["leaderWorkerTemplate"][role]["spec"]
+        expressions = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ][0]["matchExpressions"]
+        assert {"key": "kubernetes.io/hostname", "operator": "In", "values": ["a", "b"]} in expressions
+        assert spec["initContainers"][0]["command"][-1] == "wait"
+
+
+def test_single_pod_rwo_job_runs_where_the_engine_will():
+    result = model_cache.cache_plan(cache_config("local"), load_plan("local"), 1)
+    spec = _jobs(result)[0]["spec"]["template"]["spec"]
+    expression = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ][0]["matchExpressions"][0]
+    assert expression == {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-A10"]}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    # An RWX cache is filled from anywhere.
+    rwx = model_cache.cache_plan(cache_config("qwen3-235b-vllm-2node-ray"), load_plan("qwen3-235b-vllm-2node-ray"), 1)
+    assert "affinity" not in _jobs(rwx)[0]["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    "inventory",
+    ["local", "deepseek-r1-2x8-a800-sglang", "distill-1gpu", "qwen3-235b-vllm-tp8", "qwen3-235b-vllm-2node-ray"],
+)
+def test_cache_pods_are_hardened_and_guaranteed(inventory):
+    result = model_cache.cache_plan(cache_config(inventory), load_plan(inventory), 1)
+    containers = [result["layout"]["init_container"]]
+    for job in _jobs(result):
+        spec = job["spec"]["template"]["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+        containers += spec["containers"]
+    for container in containers:
+        assert container["securityContext"] == {
+            "privileged": False,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        resources = container["resources"]
+        assert resources["requests"] == resources["limits"] and set(resources["limits"]) == {"cpu", "memory"}
+
+
+def test_the_waiting_container_gets_no_credentials():
+    result = model_cache.cache_plan(cache_config("qwen3-235b-vllm-tp8"), load_plan("qwen3-235b-vllm-tp8"), 1)
+    wait = result["layout"]["init_container"]
+    names = [e["name"] for e in wait["env"]]
+    assert "AWS_SECRET_ACCESS_KEY" not in names and "LLMOPS_S3_URI" in names
+    assert wait["volumeMounts"][0]["readOnly"] is True
+
+
+def test_script_wait_refuses_a_cache_of_another_revision(tmp_path):
+    folder = _snapshot(tmp_path)
+    (folder / ".llmops-complete").write_text("huggingface|Qwen/Qwen3-0.6B|old-revision|")
+    with pytest.raises(subprocess.TimeoutExpired) as waited:
+        subprocess.run(
+            ["/bin/sh", SCRIPT_PATH, "wait"],
+            env={
+                "PATH": os.environ["PATH"],
+                "LLMOPS_MODEL_DIR": str(folder),
+                "LLMOPS_SOURCE": "huggingface",
+                "LLMOPS_MODEL_ID": "Qwen/Qwen3-0.6B",
+                "LLMOPS_REVISION": "new-revision",
+                "LLMOPS_WAIT_INTERVAL": "1",
+            },
+            capture_output=True,
+            text=True,
+            timeout=3,
+            check=False,
+        )
+    output = waited.value.stdout.decode() if isinstance(waited.value.stdout, bytes) else waited.value.stdout
+    assert "holds 'huggingface|Qwen/Qwen3-0.6B|old-revision|', waiting for" in output
+    assert "new-revision" in output

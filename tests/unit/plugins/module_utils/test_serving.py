@@ -15,6 +15,14 @@ def workload(inventory):
     return config, plan, objects
 
 
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "LeaderWorkerSet")
+
+
+def server(objects):
+    """The workload among the server's objects (a PodDisruptionBudget follows it since issue 10)."""
+    return next(o for o in objects if o["kind"] in WORKLOAD_KINDS)
+
+
 def engine(pod_template):
     return pod_template["spec"]["containers"][0]
 
@@ -25,8 +33,9 @@ def env_names(container):
 
 def test_local_single_node_sglang_argv():
     _config, _plan, objects = workload("local")
-    assert [o["kind"] for o in objects] == ["Deployment"]
-    container = engine(objects[0]["spec"]["template"])
+    # A PodDisruptionBudget follows the workload (issue 10, Medium).
+    assert [o["kind"] for o in objects] == ["Deployment", "PodDisruptionBudget"]
+    container = engine(server(objects)["spec"]["template"])
     assert container["command"] == [
         "python3",
         "-m",
@@ -51,14 +60,14 @@ def test_local_single_node_sglang_argv():
         "--api-key",
         "$(LLMOPS_API_KEY)",
     ]
-    assert objects[0]["spec"]["strategy"] == {"type": "Recreate"}
+    assert server(objects)["spec"]["strategy"] == {"type": "Recreate"}
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "32Gi"}
 
 
 def test_deepseek_r1_lws_sglang_dist_init_and_env():
     _config, _plan, objects = workload("deepseek-r1-2x8-a800-sglang")
-    assert [o["kind"] for o in objects] == ["PodGroup", "LeaderWorkerSet"]
-    podgroup, lws = objects
+    assert [o["kind"] for o in objects] == ["PodGroup", "LeaderWorkerSet", "PodDisruptionBudget"]
+    podgroup, lws, _pdb = objects
     assert podgroup["spec"]["minMember"] == 2
     assert podgroup["spec"]["minResources"] == {"nvidia.com/gpu": "16"}
     spec = lws["spec"]
@@ -66,30 +75,37 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     template = spec["leaderWorkerTemplate"]
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
     leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
-    # SGLang runs the same argv on every pod; the rank comes from the LWS worker index.
+    # SGLang runs the same argv on every pod; the rank comes from the LWS worker-index label (issue 10 #13:
+    # $(LWS_WORKER_INDEX) is injected only from LWS v0.6.0).
     assert leader["command"] == worker["command"]
     argv = leader["command"]
     assert argv[argv.index("--tp-size") + 1] == "16"
     assert argv[argv.index("--nnodes") + 1] == "2"
     assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
-    assert argv[argv.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"
+    assert argv[argv.index("--node-rank") + 1] == "$(LLMOPS_WORKER_INDEX)"
     assert argv.count("--nnodes") == 1
     env = {e["name"]: e.get("value") for e in leader["env"]}
     assert env["NCCL_IB_HCA"] == "mlx5_0,mlx5_1,mlx5_4,mlx5_5" and env["GLOO_SOCKET_IFNAME"] == "eth0"
     assert "LLMOPS_API_KEY" in env and "LLMOPS_API_KEY" not in env_names(worker)
     assert leader["resources"]["limits"]["rdma/ib"] == "4"
-    assert leader["securityContext"] == {"privileged": False, "capabilities": {"add": ["IPC_LOCK"]}}
+    # Hardened by default (issue 10, Medium): every capability dropped, IPC_LOCK back because rdma/ib is requested.
+    assert leader["securityContext"] == {
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["IPC_LOCK"]},
+    }
     assert "startupProbe" in leader and "startupProbe" not in worker
-    # 40.18 GiB x 8 per pod at 0.5 GiB/s + 300 s warm-up = 943 s -> 95 probes of 10 s.
-    assert leader["startupProbe"]["failureThreshold"] == 95
+    # Issue 10 #1: 40.18 GiB x 8 per node at 0.5 GiB/s (643 s) + 600 s group formation + 300 s warm-up = 1543 s,
+    # below the one-hour floor of a multi-node group -> 360 probes of 10 s (was 95: 943 s, an endless reload).
+    assert leader["startupProbe"]["failureThreshold"] == 360
     pod = template["leaderTemplate"]
     assert pod["spec"]["schedulerName"] == "volcano"
     assert pod["metadata"]["annotations"] == {"scheduling.k8s.io/group-name": "deepseek-r1"}
     assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "128Gi"}} in pod["spec"]["volumes"]
-    # No RWX: every pod downloads into its own claim.
+    # No RWX: every pod gets its own claim, staged before the group exists; the pods only wait (issue 10 #2).
     assert template["volumeClaimTemplates"][0]["metadata"]["name"] == "model-cache"
     assert template["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "local-path"
-    assert pod["spec"]["initContainers"][0]["command"][-1] == "download"
+    assert pod["spec"]["initContainers"][0]["command"][-1] == "wait"
     # One engine pod per node; the model download Job's pod (same name label) must not block a node.
     term = pod["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["labelSelector"]["matchLabels"] == {
@@ -100,17 +116,17 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
 
 def test_distill_vllm_single_gpu_argv():
     _config, _plan, objects = workload("distill-1gpu")
-    container = engine(objects[0]["spec"]["template"])
+    container = engine(server(objects)["spec"]["template"])
     assert container["command"][:3] == ["vllm", "serve", "/models/deepseek-ai--DeepSeek-R1-Distill-Qwen-7B"]
     assert container["command"][container["command"].index("--reasoning-parser") + 1] == "deepseek_r1"
     assert "--enable-prefix-caching" in container["command"]
     assert "--enable-metrics" not in container["command"]
-    assert objects[0]["spec"]["template"]["spec"]["initContainers"][0]["command"][-1] == "wait"
+    assert server(objects)["spec"]["template"]["spec"]["initContainers"][0]["command"][-1] == "wait"
 
 
 def test_qwen3_tp8_vllm_options_and_extra_args():
     _config, _plan, objects = workload("qwen3-235b-vllm-tp8")
-    argv = engine(objects[0]["spec"]["template"])["command"]
+    argv = engine(server(objects)["spec"]["template"])["command"]
     assert argv[argv.index("--tensor-parallel-size") + 1] == "8"
     for flag in ("--enable-prefix-caching", "--enable-chunked-prefill", "--enable-auto-tool-choice"):
         assert flag in argv
@@ -121,7 +137,7 @@ def test_qwen3_tp8_vllm_options_and_extra_args():
 
 def test_qwen3_two_node_vllm_through_ray():
     _config, _plan, objects = workload("qwen3-235b-vllm-2node-ray")
-    lws = objects[-1]
+    lws = server(objects)
     template = lws["spec"]["leaderWorkerTemplate"]
     leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
     script = leader["command"][2]
@@ -194,7 +210,7 @@ def test_duplicate_env_between_nccl_and_extra_is_refused():
 def test_sglang_options_off():
     config, plan, cache = case("local")
     config["options"] = dict(config["options"], prefix_caching=False, chunked_prefill=False, enable_metrics=False)
-    argv = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])["command"]
+    argv = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])["command"]
     assert "--disable-radix-cache" in argv
     assert argv[argv.index("--chunked-prefill-size") + 1] == "-1"
     assert "--enable-metrics" not in argv
@@ -203,7 +219,7 @@ def test_sglang_options_off():
 def test_without_api_key_secret_there_is_no_key_flag():
     config, plan, cache = case("local")
     config["api_key_secret"] = ""
-    container = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])
+    container = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])
     assert "--api-key" not in container["command"]
     assert "LLMOPS_API_KEY" not in env_names(container)
 
@@ -250,7 +266,7 @@ def test_ray_scripts_are_valid_bash(inventory):
     import subprocess
 
     _config, _plan, objects = workload(inventory)
-    template = objects[-1]["spec"]["leaderWorkerTemplate"]
+    template = server(objects)["spec"]["leaderWorkerTemplate"]
     for pod in (template["leaderTemplate"], template["workerTemplate"]):
         subprocess.run(["bash", "-n", "-c", engine(pod)["command"][2]], check=True)
 
@@ -284,7 +300,7 @@ def test_ascend_pods_get_npu_resource_image_and_driver_mounts():
     config, plan, cache = _ascend_case()
     objects = serving.server_manifests(config, plan, cache["layout"])
     for role in ("leaderTemplate", "workerTemplate"):
-        spec = objects[-1]["spec"]["leaderWorkerTemplate"][role]["spec"]
+        spec = server(objects)["spec"]["leaderWorkerTemplate"][role]["spec"]
         container = engine({"spec": spec})
         assert container["image"] == "quay.io/ascend/vllm-ascend:v0.13.0"
         assert container["resources"]["limits"]["huawei.com/Ascend910"] == "8"
@@ -300,12 +316,15 @@ def test_ascend_pods_get_npu_resource_image_and_driver_mounts():
 
 def test_nvidia_pods_get_no_host_mounts_and_explicit_mounts_replace_the_defaults():
     config, plan, cache = case("distill-1gpu")
-    container = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])
-    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/dev/shm", "/models"]
+    container = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])
+    # The compile cache (issue 10 #1) is a subfolder of the model cache volume, not a host path.
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/dev/shm", "/models", "/var/cache/llmops"]
     config, plan, cache = _ascend_case(
         host_mounts=[{"host_path": "/opt/driver", "mount_path": "/usr/local/Ascend/driver"}]
     )
-    spec = serving.server_manifests(config, plan, cache["layout"])[-1]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    spec = server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["leaderWorkerTemplate"][
+        "leaderTemplate"
+    ]
     assert [v["hostPath"] for v in spec["spec"]["volumes"] if "hostPath" in v] == [{"path": "/opt/driver"}]
 
 
@@ -322,3 +341,258 @@ def test_bad_accelerator_settings(changes, message):
     config.update(changes)
     with pytest.raises(LlmopsError, match=message):
         serving.server_manifests(config, plan, cache["layout"])
+
+
+# Issue 10: pod lifecycle, placement and hardening. Each test below failed on the output before the fix.
+def pod_templates(objects):
+    """(role, pod template) of every engine pod the workload creates."""
+    spec = server(objects)["spec"]
+    if "leaderWorkerTemplate" in spec:
+        template = spec["leaderWorkerTemplate"]
+        return [("leader", template["leaderTemplate"]), ("worker", template["workerTemplate"])]
+    return [("single", spec["template"])]
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_startup_budget_covers_loading_formation_and_warmup(inventory):
+    config, plan, objects = workload(inventory)
+    budget = serving.startup_budget(config, plan)
+    weights = plan["weights_gib_per_accelerator"] * serving.accelerators_per_pod(plan)
+    assert budget["load_seconds"] >= weights / config["load_gib_per_second"]
+    large = plan["nodes"] > 1 or plan["model"]["parameters"] > 100e9
+    # The floor: an hour for a multi-node group or a model over 100B (671B loads take 40-50 min, seed 003).
+    assert budget["startup_seconds"] >= (3600 if large else 600)
+    assert budget["startup_seconds"] >= budget["load_seconds"] + budget["formation_seconds"] + budget["warmup_seconds"]
+    for role, pod in pod_templates(objects):
+        if role != "worker":
+            probe = engine(pod)["startupProbe"]
+            assert probe["failureThreshold"] * probe["periodSeconds"] >= budget["startup_seconds"]
+
+
+def test_startup_budget_numbers_for_deepseek_r1():
+    config, plan, _cache = case("deepseek-r1-2x8-a800-sglang")
+    budget = serving.startup_budget(dict(config, load_gib_per_second=0.25, warmup_seconds=900), plan)
+    # 40.18 GiB x 8 = 321.44 GiB per node / 0.25 GiB/s = 1286 s + 600 s formation + 900 s warm-up = 2786 s < 3600.
+    assert budget["load_seconds"] == 1286 and budget["formation_seconds"] == 600
+    assert budget["startup_seconds"] == 3600 and budget["dist_timeout_seconds"] == 3600
+    slow = serving.startup_budget(dict(config, load_gib_per_second=0.1, warmup_seconds=900), plan)
+    assert slow["startup_seconds"] == 3215 + 600 + 900
+
+
+def test_sglang_rendezvous_waits_as_long_as_the_probe():
+    config, plan, objects = workload("deepseek-r1-2x8-a800-sglang")
+    for _role, pod in pod_templates(objects):
+        argv = engine(pod)["command"]
+        assert argv[argv.index("--dist-timeout") + 1] == str(serving.startup_seconds(config, plan))
+    # A user's own --dist-timeout is kept, never repeated.
+    config["options"] = dict(config["options"], extra_args=["--dist-timeout", "7200"])
+    argv = engine(
+        pod_templates(serving.server_manifests(config, plan, case("deepseek-r1-2x8-a800-sglang")[2]["layout"]))[0][1]
+    )["command"]
+    assert argv.count("--dist-timeout") == 1 and argv[argv.index("--dist-timeout") + 1] == "7200"
+
+
+def test_vllm_ray_pods_get_the_budget_as_env():
+    config, plan, objects = workload("qwen3-235b-vllm-2node-ray")
+    for _role, pod in pod_templates(objects):
+        env = {e["name"]: e.get("value") for e in engine(pod)["env"]}
+        assert env["LLMOPS_STARTUP_BUDGET_SECONDS"] == str(serving.startup_seconds(config, plan))
+        assert "--dist-timeout" not in engine(pod)["command"][2]
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_probe_timeouts_cover_sglangs_health_generate(inventory):
+    _config, _plan, objects = workload(inventory)
+    for role, pod in pod_templates(objects):
+        if role == "worker":
+            continue
+        container = engine(pod)
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["timeoutSeconds"] >= 20, probe
+
+
+def test_probe_timeout_below_twenty_seconds_is_refused():
+    config, plan, cache = case("local")
+    with pytest.raises(LlmopsError, match="20 s /health generate"):
+        serving.server_manifests(dict(config, probe_timeout_seconds=5), plan, cache["layout"])
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_prestop_drain_and_grace_period(inventory):
+    _config, _plan, objects = workload(inventory)
+    for role, pod in pod_templates(objects):
+        container = engine(pod)
+        assert pod["spec"]["terminationGracePeriodSeconds"] >= 600 + 10
+        command = container["lifecycle"]["preStop"]["exec"]["command"]
+        if role == "worker":
+            assert command[:2] == ["python3", "-c"]
+        else:
+            assert command == ["sleep", "10"]
+
+
+def test_worker_prestop_holds_until_the_leader_closes(tmp_path):
+    """The worker's preStop script, run by a real python3 against a real listening socket."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    _config, _plan, objects = workload("qwen3-235b-vllm-2node-ray")
+    command = engine(dict(pod_templates(objects))["worker"])["lifecycle"]["preStop"]["exec"]["command"]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    env = {"LWS_LEADER_ADDRESS": "127.0.0.1"}
+    started = time.time()
+    # Leader still up: the worker stays for the (shortened) drain budget.
+    subprocess.run([sys.executable, "-c", command[2], str(port), "3"], env=env, check=True, timeout=30)
+    assert time.time() - started >= 3
+    listener.close()
+    started = time.time()
+    subprocess.run([sys.executable, "-c", command[2], str(port), "600"], env=env, check=True, timeout=30)
+    assert time.time() - started < 10
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_pods_are_hardened_by_default(inventory):
+    config, _plan, objects = workload(inventory)
+    for _role, pod in pod_templates(objects):
+        spec = pod["spec"]
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["privileged"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+            added = context["capabilities"].get("add", [])
+            assert added == (["IPC_LOCK"] if container["name"] == "engine" and config["rdma_resources"] else [])
+
+
+def test_ipc_lock_can_be_forced_either_way():
+    config, plan, cache = case("local")
+    container = engine(
+        pod_templates(serving.server_manifests(dict(config, ipc_lock=True), plan, cache["layout"]))[0][1]
+    )
+    assert container["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_pod_disruption_budget_covers_the_engine_pods_only(inventory):
+    config, plan, objects = workload(inventory)
+    pdb = objects[-1]
+    assert pdb["kind"] == "PodDisruptionBudget" and pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["maxUnavailable"] == plan["nodes"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    for _role, pod in pod_templates(objects):
+        assert selector.items() <= pod["metadata"]["labels"].items()
+    config, plan, cache = case(inventory)
+    assert "PodDisruptionBudget" not in [
+        o["kind"] for o in serving.server_manifests(dict(config, pdb_enabled=False), plan, cache["layout"])
+    ]
+
+
+# gpu-feature-discovery's nvidia.com/gpu.product of each inventory's GPU (nvidia-smi name, spaces as dashes).
+PRODUCTS = {
+    "local": "NVIDIA-A10",
+    "deepseek-r1-2x8-a800-sglang": "NVIDIA-A800-SXM4-80GB",
+    "distill-1gpu": "NVIDIA-A100-SXM4-80GB",
+    "qwen3-235b-vllm-tp8": "NVIDIA-A800-SXM4-80GB",
+    "qwen3-235b-vllm-2node-ray": "NVIDIA-A100-SXM4-40GB",
+}
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_engine_pods_select_the_planned_accelerator_and_tolerate_its_taint(inventory):
+    _config, plan, objects = workload(inventory)
+    for _role, pod in pod_templates(objects):
+        spec = pod["spec"]
+        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+        terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        expression = terms[0]["matchExpressions"][0]
+        assert expression["key"] == "nvidia.com/gpu.product" and expression["operator"] == "In"
+        assert PRODUCTS[inventory] in expression["values"]
+
+
+def test_ascend_pods_select_npu_nodes_and_placement_can_be_turned_off():
+    config, plan, cache = _ascend_case()
+    spec = pod_templates(serving.server_manifests(config, plan, cache["layout"]))[0][1]["spec"]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0] == {"key": "accelerator", "operator": "In", "values": ["huawei-Ascend910"]}
+    assert spec["tolerations"][0]["key"] == "huawei.com/Ascend910"
+    # The inventory's own nodeSelector on the same label is not required twice.
+    spec = pod_templates(
+        serving.server_manifests(dict(config, node_selector={"accelerator": "huawei-Ascend910"}), plan, cache["layout"])
+    )[0][1]["spec"]
+    assert spec["nodeSelector"] == {"accelerator": "huawei-Ascend910"} and "nodeAffinity" not in spec["affinity"]
+    off = dict(
+        config, accelerator_node_labels={}, accelerator_tolerations=[], tolerations=[{"key": "x", "operator": "Exists"}]
+    )
+    spec = pod_templates(serving.server_manifests(off, plan, cache["layout"]))[0][1]["spec"]
+    assert "nodeAffinity" not in spec["affinity"] and spec["tolerations"] == [{"key": "x", "operator": "Exists"}]
+
+
+@pytest.mark.parametrize("inventory", ["deepseek-r1-2x8-a800-sglang", "qwen3-235b-vllm-2node-ray"])
+def test_worker_index_comes_from_the_label_on_every_lws_version(inventory):
+    _config, _plan, objects = workload(inventory)
+    assert "LWS_WORKER_INDEX" not in repr(objects)
+    for _role, pod in pod_templates(objects):
+        env = {e["name"]: e for e in engine(pod)["env"]}
+        assert env["LLMOPS_WORKER_INDEX"]["valueFrom"] == {
+            "fieldRef": {"fieldPath": "metadata.labels['leaderworkerset.sigs.k8s.io/worker-index']"}
+        }
+
+
+@pytest.mark.parametrize("version, ok", [("v0.5.1", False), ("v0.7.0", False), ("v0.8.0", True), ("0.10.0", True)])
+def test_volume_claim_templates_need_lws_0_8(version, ok):
+    config, plan, cache = case("deepseek-r1-2x8-a800-sglang")
+    config["lws_version"] = version
+    if ok:
+        assert serving.server_manifests(config, plan, cache["layout"])
+    else:
+        with pytest.raises(LlmopsError, match="has no volumeClaimTemplates .it exists from v0.8.0"):
+            serving.server_manifests(config, plan, cache["layout"])
+    # An RWX cache needs no claim templates and runs on v0.5.1 (the seed's).
+    config, plan, cache = case("qwen3-235b-vllm-2node-ray")
+    assert serving.server_manifests(dict(config, lws_version="v0.5.1"), plan, cache["layout"])
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_init_containers_keep_the_pod_guaranteed(inventory):
+    config, _plan, objects = workload(inventory)
+    for _role, pod in pod_templates(objects):
+        containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
+        for container in pod["spec"].get("initContainers", []):
+            resources = container["resources"]
+            assert resources["requests"] == resources["limits"] and {"cpu", "memory"} <= set(resources["limits"])
+        if config["cpu"] and config["memory"]:
+            # Kubernetes' Guaranteed class: every container has cpu and memory with requests = limits.
+            for container in containers:
+                limits, requests = container["resources"]["limits"], container["resources"]["requests"]
+                assert requests["cpu"] == limits["cpu"] and requests["memory"] == limits["memory"]
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES)
+def test_compile_caches_persist_on_the_cache_volume(inventory):
+    config, _plan, objects = workload(inventory)
+    for _role, pod in pod_templates(objects):
+        container = engine(pod)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        for name in ("TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "VLLM_CACHE_ROOT", "FLASHINFER_WORKSPACE_BASE"):
+            assert env[name].startswith("/var/cache/llmops/")
+        mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/var/cache/llmops")
+        assert mount["name"] == "model-cache" and mount["subPath"] == ".llmops-compile-cache/" + config["name"]
+        assert not mount.get("readOnly")
+        # The weights stay read-only; the volume itself is not, so the subfolder can be written.
+        model = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
+        assert model["readOnly"] is True
+        volume = next((v for v in pod["spec"]["volumes"] if v["name"] == "model-cache"), None)
+        assert volume is None or not volume.get("persistentVolumeClaim", {}).get("readOnly")
+
+
+def test_inventory_env_wins_over_the_compile_cache_dirs():
+    config, plan, cache = case("local")
+    config["extra_env"] = {"TRITON_CACHE_DIR": "/tmp/triton"}
+    env = engine(pod_templates(serving.server_manifests(config, plan, cache["layout"]))[0][1])["env"]
+    assert [e["value"] for e in env if e["name"] == "TRITON_CACHE_DIR"] == ["/tmp/triton"]
