@@ -111,7 +111,7 @@ cp "$1" %s; shift; echo "$*" >> %s.args; cat %s"""
     result = run(nccl_check.main, {"torch_python": python, "max_bytes": "1G"})
     assert result["tool"] == "torch" and result["passed"] and result["peak_busbw_gbps"] == 325.97
     source = kept.read_text()
-    assert "def _worker(rank, world, port, args)" in source and 'start_method="spawn"' in source
+    assert "def _worker(local, world, port, args)" in source and 'start_method="spawn"' in source
     compile(source, "nccl_torch_sweep.py", "exec")
     assert "--gpus 2 --min-bytes 8 --max-bytes 1073741824" in (tmp_path / "kept.py.args").read_text()
 
