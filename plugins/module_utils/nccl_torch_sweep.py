@@ -37,7 +37,8 @@ def script_source():
     if loader is not None and hasattr(loader, "get_source"):
         source = loader.get_source(__name__)
         if source:
-            return source
+            # Ansible's collection loader (controller side, e.g. a filter) hands the source back as bytes
+            return source.decode("utf-8") if isinstance(source, bytes) else source
     with open(__file__) as handle:
         return handle.read()
 

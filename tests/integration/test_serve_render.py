@@ -173,6 +173,12 @@ def test_engine_pods_survive_a_real_cluster(renders, inventory):
     # Every cache Job is hardened and Guaranteed; a multi-node group never downloads inside itself.
     for job in objects.get("Job", []):
         spec = job["spec"]["template"]["spec"]
+        if job["metadata"]["labels"].get("app.kubernetes.io/component") == "nccl-preflight":
+            # the NCCL pre-flight is the engine's pod spec: hardened like it, IPC_LOCK where RDMA is requested
+            engine_limits = pods[-1][1]["spec"]["containers"][0]["resources"]["limits"]
+            _hardened(spec, allow_ipc_lock=any(k.startswith("rdma/") for k in engine_limits))
+            assert multi_node and job["spec"]["completions"] == plan["nodes"]
+            continue
         _hardened(spec, allow_ipc_lock=False)
         assert spec["containers"][0]["resources"]["requests"] == spec["containers"][0]["resources"]["limits"]
     if multi_node and "volumeClaimTemplates" in workload["spec"]["leaderWorkerTemplate"]:
