@@ -450,8 +450,8 @@ def test_worker_prestop_holds_until_the_leader_closes(tmp_path):
     assert time.time() - started >= 3
     listener.close()
     started = time.time()
-    subprocess.run([sys.executable, "-c", command[2], str(port), "600"], env=env, check=True, timeout=30)
-    assert time.time() - started < 10
+    subprocess.run([sys.executable, "-c", command[2], str(port), "600"], env=env, check=True, timeout=60)
+    assert time.time() - started < 30  # far below the 600 s drain: it left as soon as the port closed
 
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
