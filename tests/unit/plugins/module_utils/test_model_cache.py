@@ -48,7 +48,9 @@ def test_rwo_with_two_nodes_gives_one_cache_per_pod():
     # model_cache_model_gib 642 x 1.2 + 10
     assert layout["volume_claim_template"]["spec"]["resources"]["requests"]["storage"] == "781Gi"
     env = {e["name"]: e.get("value") for e in layout["init_container"]["env"]}
-    assert env["LLMOPS_SOURCE"] == "modelscope" and env["PIP_INDEX_URL"].startswith("https://pypi.tuna")
+    # The inventory's downloader image now carries the ModelScope client: no PyPI mirror, no pip install at run
+    # time (issue 10 #6).
+    assert env["LLMOPS_SOURCE"] == "modelscope" and "PIP_INDEX_URL" not in env
 
 
 def test_rwx_shares_one_cache_across_nodes():
