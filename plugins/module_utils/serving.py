@@ -801,7 +801,7 @@ def openshift_service_account(config):
 
 def openshift_config(config):
     """OpenShift: the pods run as a dedicated ServiceAccount (bound to the server's SCC) with a writable HOME."""
-    present = set((config.get("extra_env") or {})) | set((config.get("nccl_env") or {}))
+    present = set(config.get("extra_env") or {}) | set(config.get("nccl_env") or {})
     field_env = list(config.get("field_env") or [])
     field_env += [{"name": name, "value": value} for name, value in OPENSHIFT_HOME_ENV if name not in present]
     return dict(config, service_account=openshift_service_account(config), field_env=field_env)
