@@ -850,6 +850,10 @@ def security_context_constraints(config, workload):
         "allowHostPID": False,
         # A hostNetwork pod's containerPorts are host ports.
         "allowHostPorts": host_network,
+        # Required by the CRD, null allowed: no priority (SCC ordering by restrictiveness), nothing added by default.
+        "priority": None,
+        "allowedCapabilities": sorted(capabilities) or None,
+        "defaultAddCapabilities": None,
         "requiredDropCapabilities": ["ALL"],
         "readOnlyRootFilesystem": False,
         "runAsUser": {"type": "MustRunAsRange"},
@@ -861,8 +865,6 @@ def security_context_constraints(config, workload):
         "users": [],
         "groups": [],
     }
-    if capabilities:
-        scc["allowedCapabilities"] = sorted(capabilities)
     return scc
 
 
