@@ -21,6 +21,7 @@ class FilterModule(object):
         return {
             "inference_server_manifests": filter_function(serving.server_manifests),
             "inference_server_argv": filter_function(inference_server_argv),
+            "inference_server_rdma_check": filter_function(serving.check_rdma_resources),
             "inference_api_key_secret": filter_function(serving.api_key_secret),
             "model_cache_plan": filter_function(model_cache.cache_plan),
             "inference_exposure_manifests": filter_function(exposure.exposure_manifests),

@@ -8,7 +8,8 @@ only wraps them the way KServe wants them: a ServingRuntime (serving.kserve.io/v
 runs the plan's argv against ``/mnt/models``, and an InferenceService (serving.kserve.io/v1beta1) in
 RawDeployment mode whose storage initializer copies the model from S3 (or another storage URI) into
 ``/mnt/models`` first. S3 credentials reach the storage initializer through a ServiceAccount that lists the
-credentials Secret and carries KServe's ``serving.kserve.io/s3-*`` annotations (KServe's S3 storage docs).
+credentials Secret; KServe's ``serving.kserve.io/s3-*`` annotations (endpoint, https) go on that Secret, where
+the storage initializer's credential builder reads them (it reads a ServiceAccount's only for an IRSA role).
 Field names were checked against the v0.20.0 CRDs (../shared/crds/kserve).
 """
 
@@ -197,9 +198,24 @@ def storage_service_account(config, kserve):
             "name": account,
             "namespace": config["namespace"],
             "labels": serving.labels(config),
-            "annotations": s3_endpoint_annotations(kserve),
         },
         "secrets": [{"name": kserve["s3_credentials_secret"]}],
+    }
+
+
+def s3_secret_annotations(config, kserve):
+    """The S3 annotations for an existing credentials Secret, as a Secret with metadata only.
+
+    Server-side apply of this object adds (and owns) just the annotations; the keys in the Secret are untouched.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": kserve["s3_credentials_secret"],
+            "namespace": config["namespace"],
+            "annotations": s3_endpoint_annotations(kserve),
+        },
     }
 
 
@@ -217,10 +233,15 @@ def kserve_manifests(config, plan, kserve):
             % int(plan["nodes"])
         )
     validate_kserve(kserve)
-    config = serving.validate_config(serving.resolve_accelerator(dict(config, model_path=MODEL_DIR), plan))
+    # KServe's predictor runs on the pod network (the ServingRuntime sets no hostNetwork).
+    config = serving.resolve_accelerator(dict(config, model_path=MODEL_DIR, host_network=False), plan)
+    config = serving.validate_config(serving.resolve_fabric(config, plan))
     objects = []
     if names(config, kserve)["service_account"] and not kserve.get("service_account"):
         objects.append(storage_service_account(config, kserve))
+        # An existing Secret (no keys given here) still needs the endpoint annotations on it.
+        if not kserve.get("creates_s3_secret") and s3_endpoint_annotations(kserve):
+            objects.append(s3_secret_annotations(config, kserve))
     objects.append(serving_runtime(config, plan, kserve))
     objects.append(inference_service(config, plan, kserve))
     return objects

@@ -21,7 +21,14 @@ MANAGED_VARIABLES = (
     "NCCL_NET_GDR_LEVEL",
     "NCCL_SOCKET_IFNAME",
     "GLOO_SOCKET_IFNAME",
+    "NCCL_IB_TC",
+    "NCCL_IB_SL",
 )
+# Variables naming the interface a process binds its TCP sockets to (bootstrap, Gloo, vLLM TP, HCCL host side).
+SOCKET_IFNAME_VARIABLES = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME")
+NETWORK_MODES = ("pod", "host")
+# The interface a pod on the cluster network sees (every CNI names it eth0 inside the pod).
+POD_IFNAME = "eth0"
 
 
 def _active_rdma_ports(devices):
@@ -41,8 +48,10 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
     - NCCL_IB_GID_INDEX: the RoCE v2 IPv4 GID index, only when the active ports are RoCE.
     - NCCL_IB_DISABLE: "0" with active ports, "1" without (NCCL then uses sockets between hosts).
     - NCCL_NET_GDR_LEVEL: "PHB" when GPUDirect RDMA is possible (peermem or DMA-BUF).
+    - NCCL_IB_TC / NCCL_IB_SL: on RoCE, when the facts carry `traffic_class` / `service_level` (the
+      fabric's lossless class; the site states it, a host cannot measure it).
     - NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME: `socket_ifname` of the facts (the default-route
-      interface); pods on the pod network usually need "eth0": pass it in overrides.
+      interface), right for a process on the host (nccl_check); pods get theirs from network_env().
     overrides: names to set (value str/int) or to drop (value None); applied last.
     """
     if not isinstance(rdma_facts, dict):
@@ -65,6 +74,10 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
                     "fix the GID tables or set NCCL_IB_GID_INDEX in overrides" % sorted(indexes, key=str)
                 )
             env["NCCL_IB_GID_INDEX"] = str(indexes.pop())
+            # RoCE fabrics put RDMA in a lossless (PFC/ECN) class: NCCL must mark its traffic with it.
+            for key, name in (("traffic_class", "NCCL_IB_TC"), ("service_level", "NCCL_IB_SL")):
+                if rdma_facts.get(key) not in (None, ""):
+                    env[name] = str(int(rdma_facts[key]))
         if rdma_facts.get("gpudirect_rdma"):
             env["NCCL_NET_GDR_LEVEL"] = "PHB"
     else:
@@ -84,3 +97,58 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
 def as_pod_env(env):
     """[{name, value}] sorted by name, the shape a container's env list takes."""
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def exact_hca_list(value):
+    """NCCL_IB_HCA with the exact-match '=' prefix (a bare 'mlx5_1' also selects mlx5_10..mlx5_17).
+
+    An exclusion list ('^...') is left as written: '^' and '=' combine as '^=', which the author chose.
+    """
+    value = str(value).strip()
+    if not value or value.startswith(("=", "^")):
+        return value
+    return "=" + value
+
+
+def _ifname(value):
+    return str(value).lstrip("=")
+
+
+def network_env(env, network_mode, host_ifname="", pod_ifname=POD_IFNAME, variables=None):
+    """The pod's NCCL/GLOO env for its network mode: the socket interface comes from the mode, not a guess.
+
+    - pod network: the pod sees one interface, ``pod_ifname`` (eth0); the host's NIC name does not exist there.
+    - host network: the pod shares the host's interfaces; ``host_ifname`` (rdma_check's socket_ifname or the
+      inventory) must be given, since eth0 may not exist on the host or may be the wrong network.
+    A socket variable already set to another interface is refused (the mismatch the env would hide until NCCL
+    hangs in bootstrap). ``variables`` are the socket variables to set (default NCCL and GLOO); any other of
+    SOCKET_IFNAME_VARIABLES present in ``env`` is checked the same way. NCCL_IB_HCA gets the '=' prefix.
+    """
+    if network_mode not in NETWORK_MODES:
+        raise LlmopsError("network mode must be one of %s, got %r" % (", ".join(NETWORK_MODES), network_mode))
+    if not isinstance(env, dict):
+        raise LlmopsError("the NCCL env must be a dict of variable -> value, got %r" % (env,))
+    result = {str(name): str(value) for name, value in env.items()}
+    wanted = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME") if variables is None else tuple(variables)
+    touched = [name for name in SOCKET_IFNAME_VARIABLES if name in wanted or name in result]
+    if touched:
+        if network_mode == "host":
+            ifname = _ifname(host_ifname or "")
+            if not ifname:
+                raise LlmopsError(
+                    "host networking needs the host's interface name for %s: run the GPU node checks (rdma_check "
+                    "measures it) or set inference_server_host_ifname; eth0 is the pod network's name"
+                    % ", ".join(touched)
+                )
+        else:
+            ifname = _ifname(pod_ifname or POD_IFNAME)
+        for name in touched:
+            if name in result and _ifname(result[name]) != ifname:
+                raise LlmopsError(
+                    "%s=%s does not match the %s network, whose interface is %s: drop it from llmops_nccl_env "
+                    "(the network mode sets it) or change the network mode" % (name, result[name], network_mode, ifname)
+                )
+            result[name] = ifname
+    if result.get("NCCL_IB_HCA"):
+        result["NCCL_IB_HCA"] = exact_hca_list(result["NCCL_IB_HCA"])
+    return result

@@ -16,7 +16,7 @@ __metaclass__ = type
 import math
 import re
 
-from ansible_collections.llmops.inference.plugins.module_utils import pod_policy
+from ansible_collections.llmops.inference.plugins.module_utils import nccl_env, pod_policy
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 ENGINES = ("sglang", "vllm")
@@ -66,7 +66,9 @@ ROLE_FLAGS = frozenset(("--model-path", "--model", "--served-model-name", "--hos
 ASCEND_HOST_MOUNTS = (
     {"host_path": "/usr/local/Ascend/driver", "type": "Directory"},
     {"host_path": "/usr/local/dcmi", "type": "Directory"},
-    {"host_path": "/usr/local/bin/npu-smi", "type": "File"},
+    # Seed 003's hosts carry npu-smi in /usr/local/sbin (the driver package's place); /usr/local/bin/npu-smi
+    # (vllm-ascend's docker example) does not exist there and a hostPath of type File would keep the pod Pending.
+    {"host_path": "/usr/local/sbin/npu-smi", "type": "File"},
     {"host_path": "/etc/ascend_install.info", "type": "File"},
     {"host_path": "/etc/hccn.conf", "type": "File"},
     {"host_path": "/var/log/npu", "mount_path": "/usr/slog", "type": "DirectoryOrCreate", "read_only": False},
@@ -347,6 +349,7 @@ def container_env(config, serves_api):
     env = [{"name": name, "value": str(value)} for name, value in sorted((config.get("nccl_env") or {}).items())]
     # The model is read from the local cache; never let the engine reach out to a hub at start.
     env += [{"name": "HF_HUB_OFFLINE", "value": "1"}]
+    env += [dict(item) for item in config.get("field_env") or []]
     env += [{"name": name, "value": str(value)} for name, value in sorted((config.get("extra_env") or {}).items())]
     if serves_api and config.get("api_key_secret"):
         env.append(
@@ -738,7 +741,9 @@ def pods_total(config, plan):
 def server_manifests(config, plan, cache):
     """Every object of the server, in apply order: [PodGroup], workload."""
     validate_plan(plan)
-    config = validate_config(resolve_accelerator(config, plan))
+    config = validate_config(resolve_fabric(resolve_accelerator(config, plan), plan))
+    if config.get("openshift"):
+        config = openshift_config(config)
     objects = []
     annotations = {}
     volcano = config.get("volcano") or {}
@@ -793,6 +798,8 @@ def server_manifests(config, plan, cache):
     objects.append(workload)
     if config.get("pdb_enabled", True):
         objects.append(pod_disruption_budget(config, plan))
+    if config.get("openshift"):
+        objects = openshift_security_objects(config, workload) + objects
     return objects
 
 
@@ -858,3 +865,251 @@ def opaque_secret(name, namespace, server_name, string_data, annotations=None):
 def api_key_secret(name, namespace, key, value, server_name):
     """The Secret holding the OpenAI API key."""
     return opaque_secret(name, namespace, server_name, {key: value})
+
+
+# Socket variables per vendor: NCCL and Gloo on GPUs; on Ascend Gloo, vLLM's TP sockets and HCCL's host socket
+# (vllm-ascend's multi-node guide exports GLOO_SOCKET_IFNAME and TP_SOCKET_IFNAME with the host NIC).
+SOCKET_VARIABLES = {
+    "nvidia": ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"),
+    "huawei": ("GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME"),
+}
+
+
+def uses_ray(config, plan):
+    return config["engine"] == "vllm" and int(plan["nodes"]) > 1
+
+
+def ascend_env(config, plan):
+    """(values, field refs) vllm-ascend needs on Ascend NPUs (its multi-node guide, done in the pod).
+
+    ASCEND_RT_VISIBLE_DEVICES lists the NPUs the container sees (0..n-1); Ray must not rewrite it per actor
+    (RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES=1); HCCL_IF_IP is the pod's IP, which is the host's
+    own address under host networking (the guide's {local_ip}).
+    """
+    values = {"ASCEND_RT_VISIBLE_DEVICES": ",".join(str(index) for index in range(accelerators_per_pod(plan)))}
+    if uses_ray(config, plan):
+        values["RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES"] = "1"
+    refs = [{"name": "HCCL_IF_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    return values, refs
+
+
+def resolve_fabric(config, plan):
+    """The pod's collective-communication env from the network mode and the vendor (after resolve_accelerator).
+
+    The socket interface follows the network mode (nccl_env.network_env: eth0 on the pod network, the host's
+    NIC under hostNetwork) and is set only across nodes; NCCL_IB_HCA gets the exact-match prefix; on Ascend
+    the vllm-ascend variables are added (ascend_env). A value the inventory already sets is refused when it
+    disagrees, never silently replaced.
+    """
+    multi_node = int(plan["nodes"]) > 1
+    vendor = config.get("accelerator_vendor") or "nvidia"
+    env = dict(config.get("nccl_env") or {})
+    field_env = list(config.get("field_env") or [])
+    if vendor == "huawei":
+        values, refs = ascend_env(config, plan)
+        for name, value in values.items():
+            if name in env and str(env[name]) != value:
+                raise LlmopsError("%s=%s disagrees with the plan's %s" % (name, env[name], value))
+            env[name] = value
+        field_env += [ref for ref in refs if ref["name"] not in env]
+    env = nccl_env.network_env(
+        env,
+        "host" if config.get("host_network") else "pod",
+        host_ifname=config.get("host_ifname") or "",
+        pod_ifname=config.get("pod_ifname") or nccl_env.POD_IFNAME,
+        variables=SOCKET_VARIABLES.get(vendor, ()) if multi_node else (),
+    )
+    return dict(config, nccl_env=env, field_env=field_env)
+
+
+# The rdma_device_plugin role's default resources (roles/rdma_device_plugin/defaults/main.yml; a unit test keeps
+# the two equal): InfiniBand and RoCE HCAs are separate resources, so a pod asks for the fabric it runs on.
+RDMA_PLUGIN_DEFAULT_RESOURCES = (
+    {"resourceName": "ib", "rdmaHcaMax": 1000, "selectors": {"vendors": ["15b3"], "linkTypes": ["infiniband"]}},
+    {"resourceName": "roce", "rdmaHcaMax": 1000, "selectors": {"vendors": ["15b3"], "linkTypes": ["ether"]}},
+)
+
+
+def rdma_plugin_resource_names(plugin_resources=None):
+    """{"rdma/ib": ["infiniband"], ...}: the names k8s-rdma-shared-dev-plugin announces for its configList."""
+    resources = RDMA_PLUGIN_DEFAULT_RESOURCES if plugin_resources is None else plugin_resources
+    if not isinstance(resources, (list, tuple)):
+        raise LlmopsError("the RDMA device plugin resources must be a list (its configList), got %r" % (resources,))
+    names = {}
+    for entry in resources:
+        if not isinstance(entry, dict) or not entry.get("resourceName"):
+            raise LlmopsError("RDMA device plugin resource %r has no resourceName" % (entry,))
+        prefix = entry.get("resourcePrefix") or "rdma"
+        names["%s/%s" % (prefix, entry["resourceName"])] = list((entry.get("selectors") or {}).get("linkTypes") or [])
+    return names
+
+
+def _allocatable_count(value):
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def check_rdma_resources(requested, plugin_resources=None, plugin_enabled=True, nodes=None, pods=1):
+    """Refuse ``rdma/*`` requests no node can satisfy; return the checked names.
+
+    - ``plugin_resources``: the device plugin's configList (None: the role's defaults); every requested name
+      must be one it announces (render mode can check no more).
+    - ``nodes``: the cluster's Node objects (apply mode): at least ``pods`` nodes must have every requested
+      resource allocatable in the requested amount (the engine pods never share a node).
+    """
+    requested = dict(requested or {})
+    rdma = {name: value for name, value in requested.items() if str(name).startswith("rdma/")}
+    if not rdma:
+        return []
+    if plugin_enabled:
+        known = rdma_plugin_resource_names(plugin_resources)
+        unknown = sorted(set(rdma) - set(known))
+        if unknown:
+            raise LlmopsError(
+                "the pods request %s but the RDMA device plugin announces only %s: add a resource to "
+                "rdma_device_plugin_resources (RoCE: linkTypes [ether]; InfiniBand: [infiniband]) or request one "
+                "of those" % (", ".join(unknown), ", ".join(sorted(known)) or "nothing")
+            )
+    if nodes is not None:
+        fitting, short = [], []
+        for node in nodes:
+            allocatable = (node.get("status") or {}).get("allocatable") or {}
+            missing = [
+                "%s %s/%s" % (name, allocatable.get(name, 0), value)
+                for name, value in sorted(rdma.items())
+                if _allocatable_count(allocatable.get(name, 0)) < int(value)
+            ]
+            (short if missing else fitting).append((node.get("metadata") or {}).get("name", "?"))
+            if missing:
+                short[-1] = "%s (%s)" % (short[-1], ", ".join(missing))
+        if len(fitting) < int(pods):
+            raise LlmopsError(
+                "%d engine pods each need %s, but only %d nodes have it allocatable%s; is the RDMA device plugin "
+                "running there with a matching resource?"
+                % (
+                    int(pods),
+                    ", ".join("%s: %s" % item for item in sorted(rdma.items())),
+                    len(fitting),
+                    (": short are " + "; ".join(short[:8])) if short else "",
+                )
+            )
+    return sorted(rdma)
+
+
+# OpenShift runs pods under a random UID with no home folder; the engines (HF, Triton, torch, FlashInfer JIT)
+# write caches under $HOME / $XDG_CACHE_HOME. /tmp is writable for any UID in every engine image.
+OPENSHIFT_HOME_ENV = (("HOME", "/tmp"), ("HF_HOME", "/tmp/hf_home"), ("XDG_CACHE_HOME", "/tmp/.cache"))
+SCC_API_VERSION = "security.openshift.io/v1"
+
+
+def openshift_service_account(config):
+    return config.get("service_account") or "%s-engine" % config["name"]
+
+
+def openshift_config(config):
+    """OpenShift: the pods run as a dedicated ServiceAccount (bound to the server's SCC) with a writable HOME."""
+    present = set(config.get("extra_env") or {}) | set(config.get("nccl_env") or {})
+    field_env = list(config.get("field_env") or [])
+    field_env += [{"name": name, "value": value} for name, value in OPENSHIFT_HOME_ENV if name not in present]
+    return dict(config, service_account=openshift_service_account(config), field_env=field_env)
+
+
+def _pod_templates(workload):
+    spec = workload["spec"]
+    if workload["kind"] == "LeaderWorkerSet":
+        template = spec["leaderWorkerTemplate"]
+        return [template["leaderTemplate"], template["workerTemplate"]], bool(template.get("volumeClaimTemplates"))
+    return [spec["template"]], bool(spec.get("volumeClaimTemplates"))
+
+
+def security_context_constraints(config, workload):
+    """A SecurityContextConstraints with exactly what the engine pods ask for, derived from their pod specs.
+
+    restricted-v2 refuses IPC_LOCK (RDMA memory pinning), hostNetwork and hostPath; ``privileged`` would grant
+    everything. This SCC allows the capabilities the containers add, the volume types they use, host networking
+    (and its host ports) only when the pods use it, and keeps restricted-v2's rules for the rest: random UID from
+    the namespace range, SELinux MustRunAs, RuntimeDefault seccomp, no privilege escalation, every other
+    capability dropped.
+    """
+    templates, claim_templates = _pod_templates(workload)
+    capabilities, volumes, host_network = set(), set(), False
+    for template in templates:
+        pod = template["spec"]
+        host_network = host_network or bool(pod.get("hostNetwork"))
+        for volume in pod.get("volumes") or []:
+            volumes.update(key for key in volume if key != "name")
+        for container in (pod.get("initContainers") or []) + pod["containers"]:
+            capabilities.update(((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or [])
+    if claim_templates:
+        volumes.add("persistentVolumeClaim")
+    scc = {
+        "apiVersion": SCC_API_VERSION,
+        "kind": "SecurityContextConstraints",
+        "metadata": {
+            "name": "llmops-%s-%s" % (config["namespace"], config["name"]),
+            "labels": {"app.kubernetes.io/name": config["name"], "app.kubernetes.io/managed-by": "llmops.inference"},
+        },
+        "allowPrivilegedContainer": False,
+        "allowPrivilegeEscalation": False,
+        "allowHostDirVolumePlugin": "hostPath" in volumes,
+        "allowHostIPC": False,
+        "allowHostNetwork": host_network,
+        "allowHostPID": False,
+        # A hostNetwork pod's containerPorts are host ports.
+        "allowHostPorts": host_network,
+        # Required by the CRD, null allowed: no priority (SCC ordering by restrictiveness), nothing added by default.
+        "priority": None,
+        "allowedCapabilities": sorted(capabilities) or None,
+        "defaultAddCapabilities": None,
+        "requiredDropCapabilities": ["ALL"],
+        "readOnlyRootFilesystem": False,
+        "runAsUser": {"type": "MustRunAsRange"},
+        "seLinuxContext": {"type": "MustRunAs"},
+        "fsGroup": {"type": "MustRunAs"},
+        "supplementalGroups": {"type": "RunAsAny"},
+        "seccompProfiles": ["runtime/default"],
+        "volumes": sorted(volumes),
+        "users": [],
+        "groups": [],
+    }
+    return scc
+
+
+def openshift_security_objects(config, workload):
+    """ServiceAccount, its SCC, a ClusterRole allowed to `use` only that SCC and the RoleBinding that grants it."""
+    account = openshift_service_account(config)
+    scc = security_context_constraints(config, workload)
+    role_name = "%s-use" % scc["metadata"]["name"]
+    meta_labels = labels(config)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": account, "namespace": config["namespace"], "labels": meta_labels},
+            # The engines never call the Kubernetes API.
+            "automountServiceAccountToken": False,
+        },
+        scc,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": role_name, "labels": dict(scc["metadata"]["labels"])},
+            "rules": [
+                {
+                    "apiGroups": ["security.openshift.io"],
+                    "resources": ["securitycontextconstraints"],
+                    "resourceNames": [scc["metadata"]["name"]],
+                    "verbs": ["use"],
+                }
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": role_name, "namespace": config["namespace"], "labels": meta_labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": config["namespace"]}],
+        },
+    ]

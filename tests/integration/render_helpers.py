@@ -27,6 +27,10 @@ SCHEMAS = {
     "PodGroup": ("volcano/scheduling.volcano.sh_podgroups.yaml", "v1beta1"),
     "ServiceMonitor": ("prometheus-operator/monitoring.coreos.com_servicemonitors.yaml", "v1"),
     "Route": ("openshift-api/routes.crd.yaml", "v1"),
+    "SecurityContextConstraints": (
+        "openshift-api/0000_03_config-operator_01_securitycontextconstraints.crd.yaml",
+        "v1",
+    ),
     "ServingRuntime": ("kserve/serving.kserve.io_servingruntimes.yaml", "v1alpha1"),
     "InferenceService": ("kserve/serving.kserve.io_inferenceservices.yaml", "v1beta1"),
     "Subscription": ("operator-framework-api/operators.coreos.com_subscriptions.yaml", "v1alpha1"),
@@ -112,6 +116,9 @@ def _openapi_to_jsonschema(node):
         if node.get("x-kubernetes-int-or-string"):
             node.pop("anyOf", None)
             node["type"] = ["integer", "string"]
+        # `nullable: true` admits null (the SCC CRD requires priority/defaultAddCapabilities, null allowed).
+        if node.get("nullable") is True and isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
         for key in [k for k, v in node.items() if v is None]:
             del node[key]
         for value in node.values():

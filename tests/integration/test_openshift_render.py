@@ -138,10 +138,9 @@ def test_kserve_runtime_and_inference_service(openshift):
     account = objects["ServiceAccount"][0]
     assert isvc["spec"]["predictor"]["serviceAccountName"] == account["metadata"]["name"]
     assert account["secrets"] == [{"name": "minio-model-reader"}]
-    assert account["metadata"]["annotations"]["serving.kserve.io/s3-endpoint"] == (
-        "minio-svc.minio-store.svc.cluster.local:9000"
-    )
-    assert account["metadata"]["annotations"]["serving.kserve.io/s3-usehttps"] == "0"
+    # The S3 annotations moved to the credentials Secret (issue 10 #7: KServe reads a ServiceAccount's only with
+    # an IRSA role); here the keys were given, so the role creates that Secret (no_log, left out of render mode).
+    assert "annotations" not in account["metadata"]
     # The Route goes to our Service, which selects the predictor pod by the labels KServe puts on it.
     service, route = objects["Service"][0], objects["Route"][0]
     assert route["spec"]["to"]["name"] == service["metadata"]["name"]
@@ -183,13 +182,16 @@ def test_ascend_renders_vllm_ascend_on_npus(ascend):
         assert container["image"] == "quay.io/ascend/vllm-ascend:v0.13.0"
         assert container["resources"]["limits"]["huawei.com/Ascend910"] == "8"
         mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
-        assert {"/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/bin/npu-smi"} <= mounts
+        # npu-smi from /usr/local/sbin, where seed 003's hosts have it (issue 10 #8).
+        assert {"/usr/local/Ascend/driver", "/usr/local/dcmi", "/usr/local/sbin/npu-smi"} <= mounts
         assert {"/etc/ascend_install.info", "/etc/hccn.conf", "/usr/slog"} <= mounts
         paths = {volume["hostPath"]["path"] for volume in spec["volumes"] if "hostPath" in volume}
         assert "/var/log/npu" in paths and "/usr/local/Ascend/driver" in paths
         assert spec["nodeSelector"] == {"accelerator": "huawei-Ascend910"}
         env = {item["name"]: item.get("value") for item in container["env"]}
+        # Host networking as in vllm-ascend's multi-node guide; eth0 is seed 003's host NIC (issue 10 #8).
         assert env["HCCL_SOCKET_IFNAME"] == "eth0" and env["HCCL_CONNECT_TIMEOUT"] == "1800"
+        assert spec["hostNetwork"] is True
     leader = template["leaderTemplate"]["spec"]["containers"][0]["command"][2]
     assert " ".join(plan["engine_args"]) in leader
     assert objects["PodGroup"][0]["spec"]["minResources"] == {"huawei.com/Ascend910": "16"}

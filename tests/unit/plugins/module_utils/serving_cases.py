@@ -108,6 +108,9 @@ def server_config(inventory):
         "shm_gib": 0,
         "shm_gib_per_accelerator": 16,
         "host_network": gv.get("inference_server_host_network", False),
+        "host_ifname": gv.get("inference_server_host_ifname", ""),
+        "pod_ifname": "eth0",
+        "openshift": gv.get("llmops_openshift", False),
         "scheduler_name": "",
         "volcano": {
             "enabled": gv.get("inference_server_volcano_enabled", False),

@@ -21,20 +21,31 @@ def build(kserve_settings=None, **config_changes):
     return kserve.kserve_manifests(config, load_plan("distill-1gpu"), dict(KSERVE, **(kserve_settings or {})))
 
 
+def by_kind(objects):
+    return {obj["kind"]: obj for obj in objects}
+
+
 def test_objects_in_apply_order():
-    assert [obj["kind"] for obj in build()] == ["ServiceAccount", "ServingRuntime", "InferenceService"]
+    # The Secret is the existing credentials Secret, annotated with the S3 endpoint (issue 10 #7).
+    assert [obj["kind"] for obj in build()] == ["ServiceAccount", "Secret", "ServingRuntime", "InferenceService"]
+    # Keys given: the role creates the Secret with the annotations itself (s3_credentials_secret, no_log).
+    assert [obj["kind"] for obj in build({"creates_s3_secret": True})] == [
+        "ServiceAccount",
+        "ServingRuntime",
+        "InferenceService",
+    ]
 
 
 def test_runtime_argv_is_the_shared_builder_with_mnt_models():
     config = dict(server_config("distill-1gpu"), model_path="/mnt/models")
     plan = load_plan("distill-1gpu")
-    runtime = build()[1]
+    runtime = by_kind(build())["ServingRuntime"]
     assert runtime["spec"]["containers"][0]["command"] == serving.server_argv(config, plan, False)
     assert runtime["spec"]["containers"][0]["command"][:3] == ["vllm", "serve", "/mnt/models"]
 
 
 def test_inference_service_fields():
-    isvc = build()[2]
+    isvc = by_kind(build())["InferenceService"]
     assert isvc["metadata"]["annotations"][kserve.DEPLOYMENT_MODE_ANNOTATION] == "RawDeployment"
     predictor = isvc["spec"]["predictor"]
     assert predictor["model"]["storageUri"] == KSERVE["storage_uri"]
@@ -48,8 +59,22 @@ def test_s3_annotations_follow_the_endpoint_scheme():
         "serving.kserve.io/s3-endpoint": "s3.example.com",
         "serving.kserve.io/s3-usehttps": "1",
     }
-    account = build()[0]
-    assert account["metadata"]["annotations"]["serving.kserve.io/s3-usehttps"] == "0"
+    objects = by_kind(build())
+    # KServe's storage initializer reads the endpoint from the credentials Secret's annotations; a ServiceAccount's
+    # are read only with an IRSA role (eks.amazonaws.com/role-arn), so on the ServiceAccount MinIO is never reached.
+    secret = objects["Secret"]
+    assert secret["metadata"]["name"] == "minio-model-reader"
+    assert secret["metadata"]["annotations"] == {
+        "serving.kserve.io/s3-endpoint": "minio-svc.minio-store.svc.cluster.local:9000",
+        "serving.kserve.io/s3-usehttps": "0",
+        "serving.kserve.io/s3-region": "us-east-1",
+    }
+    # Metadata only: server-side apply adds the annotations and leaves the keys alone.
+    assert set(secret) == {"apiVersion", "kind", "metadata"}
+    assert "annotations" not in objects["ServiceAccount"]["metadata"]
+    assert objects["ServiceAccount"]["secrets"] == [{"name": "minio-model-reader"}]
+    created = kserve.s3_credentials_secret("creds", "ns", "AK", "SK", KSERVE, "srv")
+    assert created["metadata"]["annotations"]["serving.kserve.io/s3-endpoint"].endswith(":9000")
     with pytest.raises(LlmopsError, match="without a path"):
         kserve.s3_endpoint_annotations({"s3_endpoint": "http://minio:9000/bucket"})
 
@@ -61,9 +86,10 @@ def test_existing_service_account_is_used_not_created():
 
 
 def test_home_is_writable_unless_the_user_sets_it():
-    env = {item["name"]: item.get("value") for item in build()[1]["spec"]["containers"][0]["env"]}
+    runtime = by_kind(build())["ServingRuntime"]
+    env = {item["name"]: item.get("value") for item in runtime["spec"]["containers"][0]["env"]}
     assert env["HOME"] == "/tmp" and env["HF_HOME"] == "/tmp/hf_home"
-    env = build(extra_env={"HOME": "/data"})[1]["spec"]["containers"][0]["env"]
+    env = by_kind(build(extra_env={"HOME": "/data"}))["ServingRuntime"]["spec"]["containers"][0]["env"]
     assert [item["value"] for item in env if item["name"] == "HOME"] == ["/data"]
 
 

@@ -85,9 +85,11 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     assert argv[argv.index("--node-rank") + 1] == "$(LLMOPS_WORKER_INDEX)"
     assert argv.count("--nnodes") == 1
     env = {e["name"]: e.get("value") for e in leader["env"]}
-    assert env["NCCL_IB_HCA"] == "mlx5_0,mlx5_1,mlx5_4,mlx5_5" and env["GLOO_SOCKET_IFNAME"] == "eth0"
+    # Exact-match HCA list (issue 10 #5: a bare mlx5_1 also selects mlx5_10..17); eth0 from the pod network mode.
+    assert env["NCCL_IB_HCA"] == "=mlx5_0,mlx5_1,mlx5_4,mlx5_5" and env["GLOO_SOCKET_IFNAME"] == "eth0"
     assert "LLMOPS_API_KEY" in env and "LLMOPS_API_KEY" not in env_names(worker)
-    assert leader["resources"]["limits"]["rdma/ib"] == "4"
+    # One share of the shared device plugin's rdma/ib gives every HCA (the inventory asked for 4 shares before).
+    assert leader["resources"]["limits"]["rdma/ib"] == "1"
     # Hardened by default (issue 10, Medium): every capability dropped, IPC_LOCK back because rdma/ib is requested.
     assert leader["securityContext"] == {
         "privileged": False,
@@ -152,7 +154,8 @@ def test_qwen3_two_node_vllm_through_ray():
     assert worker["command"][2].startswith('until ray start --address="${LWS_LEADER_ADDRESS}":6379 --block')
     pod = template["workerTemplate"]["spec"]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
-    assert worker["resources"]["limits"]["rdma/roce"] == "2"
+    # rdma/roce is now announced by the device plugin (linkTypes [ether]); one share is all HCAs of the pod.
+    assert worker["resources"]["limits"]["rdma/roce"] == "1"
     assert "schedulerName" not in pod
 
 
@@ -596,3 +599,109 @@ def test_inventory_env_wins_over_the_compile_cache_dirs():
     config["extra_env"] = {"TRITON_CACHE_DIR": "/tmp/triton"}
     env = engine(pod_templates(serving.server_manifests(config, plan, cache["layout"]))[0][1])["env"]
     assert [e["value"] for e in env if e["name"] == "TRITON_CACHE_DIR"] == ["/tmp/triton"]
+
+
+# --- fabric: socket interface by network mode, Ascend env and mounts (issue 10 items 5 and 8) ---
+
+
+def _env(container):
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+@pytest.mark.parametrize("inventory", [i for i in INVENTORIES if case(i)[1]["nodes"] > 1])
+def test_socket_interface_follows_the_network_mode(inventory):
+    config, plan, objects = workload(inventory)
+    template = server(objects)["spec"]["leaderWorkerTemplate"]["workerTemplate"]
+    env = _env(engine(template))
+    expected = config["host_ifname"] if config["host_network"] else "eth0"
+    assert template["spec"].get("hostNetwork", False) is bool(config["host_network"])
+    assert env["NCCL_SOCKET_IFNAME"] == env["GLOO_SOCKET_IFNAME"] == expected
+    assert env["NCCL_IB_HCA"].startswith("=")
+
+
+def test_host_network_with_the_pod_interface_name_is_refused():
+    """Today's qwen3 two-node inventory before the fix: hostNetwork with NCCL_SOCKET_IFNAME eth0."""
+    config, plan, cache = case("qwen3-235b-vllm-2node-ray")
+    config = dict(config, nccl_env=dict(config["nccl_env"], NCCL_SOCKET_IFNAME="eth0"))
+    with pytest.raises(LlmopsError, match="NCCL_SOCKET_IFNAME=eth0 does not match the host network"):
+        serving.server_manifests(config, plan, cache["layout"])
+    with pytest.raises(LlmopsError, match="needs the host's interface name"):
+        serving.server_manifests(dict(config, host_ifname="", nccl_env={}), plan, cache["layout"])
+
+
+def test_single_node_gets_no_socket_interface():
+    config, plan, cache = case("distill-1gpu")
+    env = _env(engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"]))
+    assert "NCCL_SOCKET_IFNAME" not in env
+
+
+def test_ascend_npu_smi_is_mounted_from_where_the_seed_hosts_have_it():
+    """Seed 003 (shared/seeds/003_*.txt) mounts -v /usr/local/sbin/npu-smi:/usr/local/sbin/npu-smi: that is where
+    the Ascend driver puts it on those hosts. A hostPath of type File that does not exist keeps the pod from
+    starting, so /usr/local/bin/npu-smi (vllm-ascend's docker example) must not be mounted."""
+    paths = [mount["host_path"] for mount in serving.ASCEND_HOST_MOUNTS]
+    assert "/usr/local/sbin/npu-smi" in paths and "/usr/local/bin/npu-smi" not in paths
+
+
+def test_ascend_multi_node_env_follows_the_vllm_ascend_guide():
+    config, plan, cache = _ascend_case(host_ifname="eth0")
+    objects = serving.server_manifests(config, plan, cache["layout"])
+    for role in ("leaderTemplate", "workerTemplate"):
+        template = server(objects)["spec"]["leaderWorkerTemplate"][role]
+        env = _env(engine(template))
+        assert env["ASCEND_RT_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7"
+        assert env["RAY_EXPERIMENTAL_NOSET_ASCEND_RT_VISIBLE_DEVICES"] == "1"
+        assert env["HCCL_IF_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+        assert env["GLOO_SOCKET_IFNAME"] == env["TP_SOCKET_IFNAME"] == env["HCCL_SOCKET_IFNAME"] == "eth0"
+        assert template["spec"]["hostNetwork"] is True
+
+
+def test_ascend_visible_devices_that_disagree_with_the_plan_are_refused():
+    config, plan, cache = _ascend_case(nccl_env={"ASCEND_RT_VISIBLE_DEVICES": "0,1"})
+    with pytest.raises(LlmopsError, match="ASCEND_RT_VISIBLE_DEVICES=0,1 disagrees"):
+        serving.server_manifests(config, plan, cache["layout"])
+
+
+# --- OpenShift: a dedicated SCC with exactly what the pods need (issue 10 #6) ---
+
+
+def test_openshift_pods_run_under_their_own_scc_not_privileged():
+    config, plan, cache = case("qwen3-235b-vllm-2node-ray")
+    assert config["openshift"] is True
+    objects = serving.server_manifests(config, plan, cache["layout"])
+    kinds = [obj["kind"] for obj in objects]
+    # the PodDisruptionBudget (issue 10, Medium) follows the workload
+    assert kinds == [
+        "ServiceAccount",
+        "SecurityContextConstraints",
+        "ClusterRole",
+        "RoleBinding",
+        "LeaderWorkerSet",
+        "PodDisruptionBudget",
+    ]
+    account, scc, role, binding, lws, _pdb = objects
+    assert account["metadata"]["name"] == "qwen3-235b-engine" and account["automountServiceAccountToken"] is False
+    assert scc["allowPrivilegedContainer"] is False and scc["allowPrivilegeEscalation"] is False
+    # IPC_LOCK for RDMA and hostNetwork (this inventory's RoCE mode) and nothing else the pods do not use.
+    assert scc["allowedCapabilities"] == ["IPC_LOCK"]
+    assert scc["allowHostNetwork"] is True and scc["allowHostPorts"] is True
+    assert scc["allowHostDirVolumePlugin"] is False and "hostPath" not in scc["volumes"]
+    assert scc["runAsUser"] == {"type": "MustRunAsRange"} and scc["requiredDropCapabilities"] == ["ALL"]
+    assert role["rules"][0]["verbs"] == ["use"] and role["rules"][0]["resourceNames"] == [scc["metadata"]["name"]]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "qwen3-235b-engine", "namespace": "ai-serving"}]
+    for name in ("leaderTemplate", "workerTemplate"):
+        pod = lws["spec"]["leaderWorkerTemplate"][name]
+        assert pod["spec"]["serviceAccountName"] == "qwen3-235b-engine"
+        env = _env(engine(pod))
+        assert env["HOME"] == "/tmp" and env["XDG_CACHE_HOME"] == "/tmp/.cache"
+        volume_types = {key for volume in pod["spec"]["volumes"] for key in volume if key != "name"}
+        assert volume_types <= set(scc["volumes"])
+
+
+def test_openshift_scc_allows_host_paths_only_where_the_pods_mount_them():
+    config, plan, cache = _ascend_case(host_ifname="eth0", openshift=True)
+    scc = serving.server_manifests(config, plan, cache["layout"])[1]
+    assert scc["allowHostDirVolumePlugin"] is True and "hostPath" in scc["volumes"]
+    config, plan, cache = case("distill-1gpu")
+    kinds = [o["kind"] for o in serving.server_manifests(config, plan, cache["layout"])]
+    assert kinds == ["Deployment", "PodDisruptionBudget"]
