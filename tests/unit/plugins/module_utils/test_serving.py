@@ -24,10 +24,11 @@ def env_names(container):
 
 
 def test_local_single_node_sglang_argv():
-    _config, _plan, objects = workload("local")
+    config, plan, objects = workload("local")
     assert [o["kind"] for o in objects] == ["Deployment"]
     container = engine(objects[0]["spec"]["template"])
-    assert container["command"] == [
+    argv = serving.server_argv(config, plan, False)
+    assert argv == [
         "python3",
         "-m",
         "sglang.launch_server",
@@ -48,9 +49,12 @@ def test_local_single_node_sglang_argv():
         "--reasoning-parser",
         "deepseek-r1",
         "--enable-metrics",
-        "--api-key",
-        "$(LLMOPS_API_KEY)",
     ]
+    # The API key is not on argv: a shell writes it from the Secret's env into SGLang's --config file.
+    assert container["command"][:2] == ["/bin/bash", "-c"]
+    script = container["command"][2].splitlines()
+    assert script[-1] == "exec " + serving.shell_join(argv + ["--config", serving.SGLANG_API_KEY_FILE])
+    assert "umask 077" in script
     assert objects[0]["spec"]["strategy"] == {"type": "Recreate"}
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "32Gi"}
 
@@ -66,9 +70,12 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     template = spec["leaderWorkerTemplate"]
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
     leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
-    # SGLang runs the same argv on every pod; the rank comes from the LWS worker index.
-    assert leader["command"] == worker["command"]
-    argv = leader["command"]
+    # SGLang runs the same argv on every pod; the rank comes from the LWS worker index. The leader (the
+    # one serving the API) adds its API key file.
+    argv = worker["command"]
+    assert leader["command"][2].splitlines()[-1] == "exec " + serving.shell_join(
+        argv + ["--config", serving.SGLANG_API_KEY_FILE]
+    )
     assert argv[argv.index("--tp-size") + 1] == "16"
     assert argv[argv.index("--nnodes") + 1] == "2"
     assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
@@ -115,7 +122,7 @@ def test_qwen3_tp8_vllm_options_and_extra_args():
     for flag in ("--enable-prefix-caching", "--enable-chunked-prefill", "--enable-auto-tool-choice"):
         assert flag in argv
     assert argv[argv.index("--tool-call-parser") + 1] == "hermes"
-    assert argv[-4:] == ["--max-num-seqs", "128", "--api-key", "$(LLMOPS_API_KEY)"]
+    assert argv[-2:] == ["--max-num-seqs", "128"] and "--api-key" not in argv
     assert "--distributed-executor-backend" not in argv
 
 
@@ -132,7 +139,7 @@ def test_qwen3_two_node_vllm_through_ray():
     assert serve.startswith("exec vllm serve /models/Qwen--Qwen3-235B-A22B-Instruct-2507 ")
     assert "--tensor-parallel-size 8 --pipeline-parallel-size 2" in serve
     assert serve.count("--distributed-executor-backend") == 1
-    assert serve.endswith('--api-key "${LLMOPS_API_KEY}"')
+    assert "--api-key" not in serve and "VLLM_API_KEY" in env_names(leader)
     assert worker["command"][2].startswith('until ray start --address="${LWS_LEADER_ADDRESS}":6379 --block')
     pod = template["workerTemplate"]["spec"]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
@@ -194,7 +201,7 @@ def test_duplicate_env_between_nccl_and_extra_is_refused():
 def test_sglang_options_off():
     config, plan, cache = case("local")
     config["options"] = dict(config["options"], prefix_caching=False, chunked_prefill=False, enable_metrics=False)
-    argv = engine(serving.server_manifests(config, plan, cache["layout"])[0]["spec"]["template"])["command"]
+    argv = serving.server_argv(config, plan, False)
     assert "--disable-radix-cache" in argv
     assert argv[argv.index("--chunked-prefill-size") + 1] == "-1"
     assert "--enable-metrics" not in argv
