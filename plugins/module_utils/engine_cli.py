@@ -219,6 +219,10 @@ class Schema:
         self.engine = schema["engine"]
         self.version = schema["version"]
         self.options = {}
+        # {flag: {old value: new value}}: values the engine still parses but rewrites with a warning
+        self.deprecated_values = {
+            flag: dict(entry.get("values") or {}) for flag, entry in (schema.get("deprecated_values") or {}).items()
+        }
         for option in schema["options"]:
             for name in option["names"]:
                 self.options[name] = option
@@ -265,8 +269,9 @@ def _check_value(option, flag, value, label):
 
 
 def _is_placeholder(value):
-    """``$(VAR)`` items are filled by the kubelet at start: their type cannot be checked here."""
-    return bool(re.search(r"\$\([A-Za-z_][A-Za-z0-9_]*\)", value))
+    """``$(VAR)`` (kubelet), ``${VAR}`` / ``$(( ... ))`` (the pod's shell) are filled at start: their value
+    cannot be checked here."""
+    return bool(re.search(r"\$\(\(|\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$\([A-Za-z_][A-Za-z0-9_]*\)", value))
 
 
 def validate_argv(schema, argv):
@@ -318,7 +323,25 @@ def validate_argv(schema, argv):
             problem = _check_value(option, flag, value, label)
             if problem:
                 problems.append(problem)
+            replacement = index.deprecated_values.get(option["names"][0], {}).get(value)
+            if replacement is not None:
+                problems.append("%s: %s %s is deprecated (use %s)" % (label, flag, value, replacement))
     return problems
+
+
+def command_argv(command):
+    """The engine argv a container command runs: the command itself, or the ``exec`` line of its
+    ``/bin/bash -c`` script (Ray leader, vLLM data-parallel node, SGLang with its API key file); None when
+    the container runs no engine (a Ray worker only joins the cluster)."""
+    import shlex
+
+    command = [str(part) for part in command]
+    if command[:2] != ["/bin/bash", "-c"]:
+        return command
+    for line in reversed(command[2].splitlines()):
+        if line.startswith("exec "):
+            return shlex.split(line[len("exec ") :])
+    return None
 
 
 def engine_flags(argv):

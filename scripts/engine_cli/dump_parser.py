@@ -1,6 +1,7 @@
 """Dump an engine's real argument parser as JSON (run by record.py with the engine venv's python).
 
-Usage: python dump_parser.py sglang|vllm
+Usage: python dump_parser.py sglang|vllm                 (dump)
+       python dump_parser.py sglang|vllm --parse ARGV...  (parse ARGV with the real parser; exit 2 on error)
 Prints one JSON object on stdout: every option of the parser (names, type, choices, nargs, default,
 action, deprecation), its mutually exclusive groups, and the engine version it came from.
 """
@@ -68,6 +69,50 @@ def _deprecation(action):
     }
 
 
+def deprecated_values(engine, parser):
+    """Values an engine still parses but rewrites and warns about at start-up, read from its own source:
+    dict literals named ``deprecated_<dest>s`` (SGLang: ``deprecated_tool_call_parsers = {"qwen25": "qwen"}``
+    in ServerArgs' post-init / serving_hook.py). Returns {flag: {old: new}} with the file it came from."""
+    import ast
+    import importlib.util
+    import os
+
+    dests = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    root = os.path.dirname(importlib.util.find_spec(engine).origin)
+    found = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+            if "deprecated_" not in text:
+                continue
+            try:
+                tree = ast.parse(text)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)):
+                    continue
+                for target in node.targets:
+                    label = getattr(target, "id", None) or getattr(target, "attr", None) or ""
+                    if not label.startswith("deprecated_") or not label.endswith("s"):
+                        continue
+                    flag = dests.get(label[len("deprecated_") : -1])
+                    if flag is None:
+                        continue
+                    try:
+                        mapping = ast.literal_eval(node.value)
+                    except ValueError:
+                        continue
+                    entry = found.setdefault(flag, {"values": {}, "source": []})
+                    entry["values"].update({str(k): str(v) for k, v in mapping.items()})
+                    entry["source"].append("%s:%d" % (os.path.relpath(path, os.path.dirname(root)), node.lineno))
+    return found
+
+
 def dump(parser):
     options = []
     for action in parser._actions:
@@ -102,26 +147,54 @@ def sglang_parser():
 
 
 def vllm_parser():
-    from vllm.entrypoints.openai.cli_args import make_arg_parser
+    """The parser `vllm serve` builds: make_arg_parser moved from entrypoints/openai/cli_args.py (<= 0.2x)
+    to entrypoints/common/cli_args.py (0.33)."""
+    import importlib
+
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    return make_arg_parser(FlexibleArgumentParser())
+    for name in ("vllm.entrypoints.common.cli_args", "vllm.entrypoints.openai.cli_args"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if not (error.name and name.startswith(error.name)):  # a missing dependency, not a moved module
+                raise
+            continue
+        return module.make_arg_parser(FlexibleArgumentParser())
+    raise SystemExit("no make_arg_parser in this vLLM")
 
 
-def _vllm_parser_compat():
-    try:
-        return vllm_parser()
-    except ImportError:
-        # vLLM <= 0.11 kept FlexibleArgumentParser in vllm.utils
-        from vllm.entrypoints.openai.cli_args import make_arg_parser
-        from vllm.utils import FlexibleArgumentParser
+def build_parser(engine):
+    """The engine's parser. With LLMOPS_INSTALL_MISSING set (record.py), a missing dependency is installed
+    with pip and the import retried in this process: torch, the slow part of every import, loads once."""
+    import importlib
+    import os
+    import subprocess
 
-        return make_arg_parser(FlexibleArgumentParser())
+    packages = json.loads(os.environ.get("LLMOPS_INSTALL_MISSING") or "null")
+    while True:
+        try:
+            return sglang_parser() if engine == "sglang" else vllm_parser()
+        except ModuleNotFoundError as error:
+            module = (error.name or "").split(".")[0]
+            if packages is None or not module or module == engine:
+                raise
+            name = packages["names"].get(module, module.replace("_", "-"))
+            command = [sys.executable, "-m", "pip", "install", "--quiet"]
+            command += ["--no-deps", name] if name in packages["no_deps"] else [name]
+            print("parser import needs %s: installing %s" % (module, name), file=sys.stderr, flush=True)
+            subprocess.run(command, check=True, stdout=sys.stderr)
+            # Modules that failed are already out of sys.modules; those that loaded stay (re-running them
+            # would register torch custom types twice).
+            importlib.invalidate_caches()
 
 
 def main():
     engine = sys.argv[1]
-    parser = sglang_parser() if engine == "sglang" else _vllm_parser_compat()
+    parser = build_parser(engine)
+    if sys.argv[2:3] == ["--parse"]:
+        parser.parse_args(sys.argv[3:])
+        return
     options, groups = dump(parser)
     print(
         json.dumps(
@@ -130,9 +203,10 @@ def main():
                 "version": importlib.metadata.version(engine),
                 "parser": "sglang.srt.server_args.ServerArgs.add_cli_args"
                 if engine == "sglang"
-                else "vllm.entrypoints.openai.cli_args.make_arg_parser",
+                else "vllm make_arg_parser (the `vllm serve` parser)",
                 "options": options,
                 "mutually_exclusive": groups,
+                "deprecated_values": deprecated_values(engine, parser),
             },
             indent=1,
             sort_keys=True,

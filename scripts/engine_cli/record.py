@@ -92,6 +92,21 @@ def missing_module(stderr):
 
 
 TORCH_BASE = os.path.join(CACHE, "torch-base")
+IMPORTS = {value: key for key, value in PACKAGES.items()}
+
+
+def _seed_packages(engine, out_dir):
+    """Packages the newest recorded schema of ``engine`` had to install (none for a first recording)."""
+    best = None
+    for name in os.listdir(out_dir) if os.path.isdir(out_dir) else []:
+        if name.startswith(engine + "-") and name.endswith(".json"):
+            with open(os.path.join(out_dir, name)) as handle:
+                schema = json.load(handle)
+            if best is None or name > best[0]:
+                best = (name, schema)
+    if best is None:
+        return []
+    return [line.split("==")[0] for line in best[1].get("installed", []) if line.split("==")[0] != engine]
 
 
 def _link_torch_base(venv, started):
@@ -120,13 +135,29 @@ def record(engine, version, out_dir, keep_going=True):
     if run([python, "-c", "import importlib.metadata as m; m.version(%r)" % package]).returncode:
         pip(venv, "--no-deps", "%s==%s" % (package, version))
         installed.append("%s==%s (no deps)" % (package, version))
+    seed = _seed_packages(engine, out_dir)
+    if (
+        seed
+        and run(
+            [python, "-c", "import %s" % ", ".join(IMPORTS.get(name, name.replace("-", "_")) for name in seed)]
+        ).returncode
+    ):
+        # what the last recorded version's parser needed, in one pip run (each import round costs a torch import)
+        print("  %6.0fs  installing what the last recording needed: %s" % (time.monotonic() - started, " ".join(seed)))
+        pip(venv, *seed)
+        installed += seed
     dumper_engine = "vllm" if engine.startswith("vllm") else engine
+    env = dict(os.environ, LLMOPS_INSTALL_MISSING=json.dumps({"names": PACKAGES, "no_deps": sorted(NO_DEPS)}))
     for _round in range(MAX_ROUNDS):
-        result = run([python, DUMPER, dumper_engine])
+        result = run([python, DUMPER, dumper_engine], env=env)
+        for line in result.stderr.splitlines():
+            if line.startswith("parser import needs "):
+                print("  %6.0fs  %s" % (time.monotonic() - started, line))
+                installed.append(line.rsplit(" ", 1)[-1])
         if result.returncode == 0:
             break
         module = missing_module(result.stderr)
-        if not module or not keep_going:
+        if not module or not keep_going or module in (engine, dumper_engine):
             raise SystemExit("the %s %s parser does not import:\n%s" % (engine, version, result.stderr[-4000:]))
         name = PACKAGES.get(module, module.replace("_", "-"))
         print("  %6.0fs  parser import needs %s: installing %s" % (time.monotonic() - started, module, name))
@@ -143,7 +174,13 @@ def record(engine, version, out_dir, keep_going=True):
         package,
         version,
     )
-    schema["installed"] = installed
+    # what the engine venv holds besides pip (torch comes from the shared torch-base venv)
+    own_site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    freeze = run([python, "-m", "pip", "list", "--format=freeze", "--path", own_site, "--exclude", "pip"])
+    schema["installed"] = sorted(
+        line for line in freeze.stdout.splitlines() if line and not line.startswith(("setuptools", "llmops"))
+    )
+    schema["torch"] = run([python, "-c", "import torch; print(torch.__version__)"]).stdout.strip()
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "%s-%s.json" % (engine, version))
     with open(path, "w") as handle:
