@@ -54,6 +54,14 @@ RENAMES = (
         "since": "0.5.6.post2",
     },
     {
+        "engine": "sglang",
+        "kind": "value",
+        "flag": "--tool-call-parser",
+        "old": "glm45",
+        "new": "glm",
+        "since": "0.5.6.post2",
+    },
+    {
         "engine": "vllm",
         "kind": "value",
         "flag": "--tool-call-parser",
