@@ -114,13 +114,25 @@ def deprecated_values(engine, parser):
 
 
 def dump(parser):
+    # Every string the parser accepts for an action: vLLM's EnableDisableAction keeps --no-enable-x registered
+    # but drops it from option_strings (help only shows the visible ones).
+    accepted = {}
+    for string, action in parser._option_string_actions.items():
+        accepted.setdefault(id(action), []).append(string)
+    # vLLM's FlexibleArgumentParser keeps argparse's deprecated=True (Python < 3.13) in parser._deprecated
+    flagged = {id(action) for action in getattr(parser, "_deprecated", ())}
     options = []
     for action in parser._actions:
         if not action.option_strings or isinstance(action, argparse._HelpAction):
             continue
+        names = list(action.option_strings)
+        names += sorted(set(accepted.get(id(action), [])) - set(names))
+        deprecated = _deprecation(action)
+        if deprecated is None and id(action) in flagged:
+            deprecated = {"text": "argument %r is deprecated" % action.dest, "replacement": None, "removed": False}
         options.append(
             {
-                "names": list(action.option_strings),
+                "names": names,
                 "dest": action.dest,
                 "action": type(action).__name__,
                 "type": _type_name(action),
@@ -128,7 +140,7 @@ def dump(parser):
                 "choices": _choices(action),
                 "default": _plain(action.default),
                 "required": bool(action.required),
-                "deprecated": _deprecation(action),
+                "deprecated": deprecated,
                 "help": (action.help if isinstance(action.help, str) else "")[:300],
             }
         )
@@ -148,8 +160,21 @@ def sglang_parser():
 
 def vllm_parser():
     """The parser `vllm serve` builds: make_arg_parser moved from entrypoints/openai/cli_args.py (<= 0.2x)
-    to entrypoints/common/cli_args.py (0.33)."""
+    to entrypoints/common/cli_args.py (0.33). Building it creates a DeviceConfig, whose "auto" device needs a
+    platform: without a GPU here, vLLM's CPU platform (VLLM_TARGET_DEVICE=cpu). Option names, types and
+    choices do not depend on it; a few defaults may (the schema records which platform it used)."""
     import importlib
+    import os
+
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    import vllm.platforms as platforms
+
+    if platforms._current_platform is None and os.environ["VLLM_TARGET_DEVICE"] == "cpu":
+        # vLLM <= 0.2x picks its CPU platform only for a CPU build; set the same platform 0.33 picks from
+        # VLLM_TARGET_DEVICE=cpu (the parser only asks it for the device type).
+        from vllm.platforms.cpu import CpuPlatform
+
+        platforms._current_platform = CpuPlatform()
 
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
@@ -190,13 +215,19 @@ def build_parser(engine):
 
 
 def main():
+    import os
+
     engine = sys.argv[1]
+    # The engines log to stdout while they import (vLLM 0.12 INFO lines): keep fd 1 for the JSON only.
+    json_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     parser = build_parser(engine)
     if sys.argv[2:3] == ["--parse"]:
         parser.parse_args(sys.argv[3:])
         return
     options, groups = dump(parser)
-    print(
+    json_out.write(
         json.dumps(
             {
                 "engine": engine,
@@ -207,11 +238,14 @@ def main():
                 "options": options,
                 "mutually_exclusive": groups,
                 "deprecated_values": deprecated_values(engine, parser),
+                "platform": os.environ.get("VLLM_TARGET_DEVICE", "") if engine == "vllm" else "",
             },
             indent=1,
             sort_keys=True,
         )
+        + "\n"
     )
+    json_out.flush()
 
 
 if __name__ == "__main__":

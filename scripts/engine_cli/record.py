@@ -71,6 +71,11 @@ PACKAGES = {
     "opentelemetry": "opentelemetry-api",
     "huggingface_hub": "huggingface-hub",
     "tokenizers": "tokenizers",
+    "lmformatenforcer": "lm-format-enforcer",
+    "flashinfer": "flashinfer-python",
+    "pythonjsonlogger": "python-json-logger",
+    "model_hosting_container_standards": "model-hosting-container-standards",
+    "tiktoken": "tiktoken",
 }
 # installed without their dependencies: they pull GPU runtimes the parser never loads
 NO_DEPS = {"torch", "torchvision", "torchaudio", "triton", "xformers", "flashinfer-python", "sgl-kernel", "ray"}
