@@ -231,7 +231,11 @@ class Schema:
         self.deprecated_values = {
             flag: dict(entry.get("values") or {}) for flag, entry in (schema.get("deprecated_values") or {}).items()
         }
+        known = schema.get("known_values") or {}
         for option in schema["options"]:
+            if option.get("choices") is None and option["names"][0] in known:
+                # the engine checks these right after parsing (vLLM --quantization): treat them as choices
+                option = dict(option, choices=known[option["names"][0]])
             for name in option["names"]:
                 self.options[name] = option
 

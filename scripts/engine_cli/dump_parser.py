@@ -214,6 +214,16 @@ def build_parser(engine):
             importlib.invalidate_caches()
 
 
+def known_values(engine):
+    """Value sets a parser does not list as choices but the engine checks right after parsing, from the
+    engine's own registry: vLLM's --quantization (QUANTIZATION_METHODS)."""
+    if engine != "vllm":
+        return {}
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+    return {"--quantization": sorted(str(method) for method in QUANTIZATION_METHODS)}
+
+
 def main():
     import os
 
@@ -238,6 +248,7 @@ def main():
                 "options": options,
                 "mutually_exclusive": groups,
                 "deprecated_values": deprecated_values(engine, parser),
+                "known_values": known_values(engine),
                 "platform": os.environ.get("VLLM_TARGET_DEVICE", "") if engine == "vllm" else "",
             },
             indent=1,

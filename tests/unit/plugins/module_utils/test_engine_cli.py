@@ -211,6 +211,7 @@ def test_every_inventory_argv_is_accepted_by_its_image_and_the_current_release(i
         ("sglang", ["--load-format", "nonsense"], "is not one of its choices"),
         ("vllm", ["--no-such-flag", "1"], "unknown flag --no-such-flag"),
         ("vllm", ["--max-num-seqs", "x"], "--max-num-seqs takes an integer"),
+        ("vllm", ["--quantization", "nonsense"], "--quantization 'nonsense' is not one of its choices"),
     ],
 )
 def test_a_planted_bad_flag_fails_validation(engine, planted, expected):
