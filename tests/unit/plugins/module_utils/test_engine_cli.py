@@ -203,6 +203,19 @@ def test_every_inventory_argv_is_accepted_by_its_image_and_the_current_release(i
             assert engine_cli.validate_argv(schema, argv) == [], (image, argv)
 
 
+def test_ascend_inventory_argv_is_accepted_by_the_vllm_its_image_runs():
+    """vllm-ascend adds no CLI options of its own (its 0.13.0 wheel has no add_argument): its image runs the
+    `vllm serve` parser of the same vLLM release, so the vLLM schema of that version checks it."""
+    config, plan, cache = case("ascend-910b")
+    image = "quay.io/ascend/vllm-ascend:v0.13.0"
+    config = dict(config, image=image, accelerator_resource="huawei.com/Ascend910")
+    schema, warnings = engine_cli.schema_for(image)
+    if "0.13.0" in engine_cli.known_versions("vllm"):
+        assert schema["version"] == "0.13.0" and warnings == []
+    for argv in engine_argvs(serving.server_manifests(config, plan, cache["layout"])):
+        assert engine_cli.validate_argv(schema, argv) == [], argv
+
+
 @pytest.mark.parametrize(
     "engine, planted, expected",
     [
