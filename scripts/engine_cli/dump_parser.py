@@ -167,7 +167,7 @@ def vllm_parser():
     import os
 
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-    import vllm.platforms as platforms
+    from vllm import platforms
 
     if platforms._current_platform is None and os.environ["VLLM_TARGET_DEVICE"] == "cpu":
         # vLLM <= 0.2x picks its CPU platform only for a CPU build; set the same platform 0.33 picks from

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Record an engine's real CLI as a JSON schema: tests/unit/fixtures/engine_cli/<engine>-<version>.json.
 
     python scripts/engine_cli/record.py sglang 0.5.23      (or: make engine-cli ENGINE=sglang VERSION=0.5.23)
@@ -197,7 +196,7 @@ def record(engine, version, out_dir, keep_going=True):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("engine", choices=ENGINES)
     parser.add_argument("version")
     parser.add_argument("--out", default=FIXTURES, help="folder of the schemas (default: %(default)s)")
