@@ -74,6 +74,17 @@ build: venv ## build the collection tarball into .build/dist
 changelog: venv ## release the changelog from changelogs/fragments
 	$(BIN)/antsibull-changelog release
 
+# --- engine CLI schemas (docs/serving.md "Engine versions"): real parsers, venvs in ~/.cache ---
+.PHONY: engine-cli engine-cli-check
+ENGINE ?= sglang
+
+engine-cli: ## record the real CLI of ENGINE=sglang|vllm VERSION=x.y.z into tests/unit/fixtures/engine_cli/
+	@test -n "$(VERSION)" || { echo "usage: make engine-cli ENGINE=sglang|vllm VERSION=x.y.z"; exit 2; }
+	nice -n 10 $(PYTHON) scripts/engine_cli/record.py $(ENGINE) $(VERSION)
+
+engine-cli-check: venv ## run every emitted argv through the real parsers of the recorded venvs (slow)
+	LLMOPS_ENGINE_CLI_CHECK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/plugins/module_utils/test_engine_cli.py
+
 clean: ## remove .venv and .build
 	rm -rf $(VENV) .build
 

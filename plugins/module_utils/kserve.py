@@ -115,7 +115,7 @@ def serving_runtime(config, plan, kserve):
         "name": CONTAINER_NAME,
         "image": config["image"],
         "imagePullPolicy": config.get("image_pull_policy", "IfNotPresent"),
-        "command": argv,
+        "command": serving.engine_command(config, plan, argv, "single"),
         "env": _env(config),
         "ports": [{"name": "http", "containerPort": int(config["port"]), "protocol": "TCP"}],
         # No privileged mode and no added capabilities: OpenShift's restricted SCC admits the pod as is.

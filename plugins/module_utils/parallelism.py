@@ -245,6 +245,15 @@ class _Context:
                 total,
                 per_node,
             )
+        if self.engine == "sglang" and dp > 1 and total > per_node:
+            # SGLang's start-up check (0.5.23 arg_groups/validation_hook.py check_server_args): "multi-node
+            # data-parallel replicas are not supported", and (tp_size * pp_size) % nnodes == 0 ("tp_size must
+            # be divisible by number of nodes"), which --tp-size 1 --dp-size N --nnodes N breaks.
+            return (
+                "SGLang cannot spread data_parallel=%d replicas over %d nodes (its start-up check wants "
+                "tp_size x pp_size divisible by nnodes): use one server per node (llmops_replicas) or tensor/"
+                "attention data parallel across the nodes" % (dp, total // per_node)
+            )
         if instance > per_node and per_node % tp and tp % per_node:
             return "TP %d does not line up with %d accelerators per node" % (tp, per_node)
         if tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:

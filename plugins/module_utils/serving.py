@@ -27,6 +27,13 @@ LWS_EXCLUSIVE_TOPOLOGY_ANNOTATION = "leaderworkerset.sigs.k8s.io/exclusive-topol
 # The LWS release assumed when neither the inventory nor the cluster says (the leaderworkerset role's pin).
 DEFAULT_LWS_VERSION = "v0.10.0"
 API_KEY_ENV = "LLMOPS_API_KEY"
+# vLLM reads its API key from this variable (vllm/envs.py), so the key never reaches argv.
+VLLM_API_KEY_ENV = "VLLM_API_KEY"
+# SGLang has no env variable for the key (0.5.6.post2 to 0.5.23: only --api-key): the leader writes it into
+# a --config YAML file on its memory-backed /dev/shm at start (see api_key_script).
+SGLANG_API_KEY_FILE = "/dev/shm/llmops-api-key.yaml"
+# vLLM's default --data-parallel-rpc-port (vllm/config/parallel.py data_parallel_rpc_port)
+DP_RPC_PORT = 29550
 REQUIRED_PLAN_KEYS = ("fits", "tensor_parallel", "pipeline_parallel", "nodes", "accelerators_used", "engine_args")
 
 # Flags that set parallelism or the node layout; they come from the plan only (never from extra args),
@@ -258,15 +265,49 @@ def engine_option_args(engine, options):
     return args + extra
 
 
+def vllm_launcher(plan):
+    """How a multi-node vLLM plan starts: "ray" (one model instance spans nodes: PP/TP over a Ray cluster)
+    or "vllm-data-parallel" (each node runs its own DP ranks, no Ray); the plan's ``multi_node.launcher``."""
+    launcher = (plan.get("multi_node") or {}).get("launcher")
+    return launcher if launcher in ("ray", "vllm-data-parallel") else "ray"
+
+
+def _dp_local(plan):
+    """DP ranks per node of a vllm-data-parallel plan (its ``--data-parallel-size-local``)."""
+    per_node = list((plan.get("multi_node") or {}).get("per_node_args") or [])
+    if "--data-parallel-size-local" in per_node:
+        return int(per_node[per_node.index("--data-parallel-size-local") + 1])
+    return max(1, int(plan.get("data_parallel", 1)) // max(1, int(plan["nodes"])))
+
+
+def target_version(config):
+    """(engine version the image runs, warnings): the image tag is the one place the version comes from."""
+    from ansible_collections.llmops.inference.plugins.module_utils import engine_cli
+
+    _engine, version = engine_cli.image_version(config.get("image"))
+    if version is None:
+        return None, [
+            "cannot read the %s version from image %r: emitting the flags of %s %s"
+            % (config["engine"], config.get("image"), config["engine"], engine_cli.newest_known(config["engine"]))
+        ]
+    return version, []
+
+
 def server_argv(config, plan, multi_node):
     """The engine's argv (exec form). ``$(VAR)`` items are expanded by the kubelet from the container env.
 
     For SGLang across nodes every pod runs the same argv; the node rank comes from the LWS worker-index
-    label (0 on the leader). For vLLM across nodes this is the leader's ``vllm serve`` line (Ray runs the rest).
+    label (0 on the leader). For vLLM across nodes with the Ray launcher this is the leader's ``vllm serve`` line
+    (Ray runs the rest); with the data-parallel launcher every pod runs it (``vllm_dp_script`` adds the
+    start rank and ``--headless`` per pod). Flag names follow the image's engine version
+    (engine_cli.apply_renames). The API key is never on argv (``container_env``, ``api_key_script``).
     """
+    from ansible_collections.llmops.inference.plugins.module_utils import engine_cli
+
     engine = config["engine"]
     traits = ENGINE_TRAITS[engine]
     argv = [part.format(model_path=config["model_path"]) for part in traits["launch"]]
+    launch_length = len(argv)
     argv += ["--served-model-name", config["served_model_name"], "--host", "0.0.0.0", "--port", str(config["port"])]
     plan_args = list(plan["engine_args"])
     argv += plan_args
@@ -276,16 +317,35 @@ def server_argv(config, plan, multi_node):
             argv += ["--nnodes", "$(LWS_GROUP_SIZE)"]
         # From the worker-index label (pod_policy.worker_index_env): LWS_WORKER_INDEX exists only from LWS v0.6.0.
         argv += ["--node-rank", "$(%s)" % pod_policy.WORKER_INDEX_ENV]
-    if multi_node and engine == "vllm" and "--distributed-executor-backend" not in plan_args:
-        argv += ["--distributed-executor-backend", "ray"]
+    if multi_node and engine == "vllm":
+        if vllm_launcher(plan) == "vllm-data-parallel":
+            argv += [
+                "--data-parallel-size-local",
+                str(_dp_local(plan)),
+                "--data-parallel-address",
+                "$(LWS_LEADER_ADDRESS)",
+                "--data-parallel-rpc-port",
+                str(config.get("dp_rpc_port", DP_RPC_PORT)),
+            ]
+        elif "--distributed-executor-backend" not in plan_args:
+            argv += ["--distributed-executor-backend", "ray"]
     option_args = engine_option_args(engine, config.get("options") or {})
     clash = sorted(_flag_names(option_args) & _flag_names(plan_args))
     if clash:
         raise LlmopsError("engine options repeat flags the plan already sets: %s" % ", ".join(clash))
     argv += option_args
-    if config.get("api_key_secret"):
-        argv += ["--api-key", "$(%s)" % API_KEY_ENV]
-    return argv
+    version, _warnings = target_version(config)
+    flags, _notes = engine_cli.apply_renames(engine, version, argv[launch_length:])
+    return argv[:launch_length] + flags
+
+
+def vllm_dp_script(config, plan, argv, role):
+    """One node of a vLLM data-parallel group (no Ray): its DP ranks start at worker index x local size;
+    the workers run ``--headless`` (engine cores only, the leader serves the API)."""
+    # the worker index from the label (pod_policy.worker_index_env), present on every LWS version
+    start = '"$(( ${%s} * %d ))"' % (pod_policy.WORKER_INDEX_ENV, _dp_local(plan))
+    line = shell_join(argv + (["--headless"] if role == "worker" else [])) + " --data-parallel-start-rank " + start
+    return "set -e\nexec " + line
 
 
 def shell_quote(token):
@@ -344,6 +404,32 @@ def ray_worker_script(config):
     )
 
 
+def api_key_script(argv):
+    """SGLang's start with the API key off argv: SGLang reads the key only from --api-key or a --config
+    YAML file (ServerArgs, 0.5.6.post2 to 0.5.23), so the key goes from the Secret-backed env into a 0600
+    file on the pod's memory-backed /dev/shm and the argv names only the file. The key is then in no
+    manifest, no argv (/proc/*/cmdline) and no shell trace (the env is read inside python, not expanded)."""
+    write = 'python3 -c \'import json, os; print("api_key: " + json.dumps(os.environ["%s"]))\' > %s' % (
+        API_KEY_ENV,
+        SGLANG_API_KEY_FILE,
+    )
+    return "\n".join(["set -e", "umask 077", write, "exec " + shell_join(argv + ["--config", SGLANG_API_KEY_FILE])])
+
+
+def engine_command(config, plan, argv, role):
+    """The container command of an engine pod (role single|leader|worker): the argv itself, or the shell
+    that starts the Ray node, one vLLM data-parallel node, or SGLang with its API key file."""
+    if config["engine"] == "vllm" and role in ("leader", "worker"):
+        if vllm_launcher(plan) == "vllm-data-parallel":
+            return ["/bin/bash", "-c", vllm_dp_script(config, plan, argv, role)]
+        if role == "leader":
+            return ["/bin/bash", "-c", ray_leader_script(config, argv)]
+        return ["/bin/bash", "-c", ray_worker_script(config)]
+    if config["engine"] == "sglang" and config.get("api_key_secret") and role in ("single", "leader"):
+        return ["/bin/bash", "-c", api_key_script(argv)]
+    return argv
+
+
 def container_env(config, serves_api):
     """Env of every engine container: NCCL/GLOO (from llmops_nccl_env), offline hub, extras, API key."""
     env = [{"name": name, "value": str(value)} for name, value in sorted((config.get("nccl_env") or {}).items())]
@@ -354,7 +440,7 @@ def container_env(config, serves_api):
     if serves_api and config.get("api_key_secret"):
         env.append(
             {
-                "name": API_KEY_ENV,
+                "name": VLLM_API_KEY_ENV if config["engine"] == "vllm" else API_KEY_ENV,
                 "valueFrom": {
                     "secretKeyRef": {
                         "name": config["api_key_secret"],
@@ -611,18 +697,16 @@ def _engine_container(config, plan, cache, role):
         + host_mount_volumes(config)[1],
         "lifecycle": lifecycle(config, role),
     }
-    if config["engine"] == "vllm" and multi_node:
-        if role == "leader":
-            container["command"] = ["/bin/bash", "-c", ray_leader_script(config, argv)]
-        else:
-            container["command"] = ["/bin/bash", "-c", ray_worker_script(config)]
-    else:
-        container["command"] = argv
+    container["command"] = engine_command(config, plan, argv, role)
     ports = [{"name": "http", "containerPort": int(config["port"]), "protocol": "TCP"}] if serves_api else []
     if role == "leader" and config["engine"] == "sglang":
         ports.append({"name": "dist-init", "containerPort": int(config["dist_init_port"]), "protocol": "TCP"})
-    if role == "leader" and config["engine"] == "vllm":
+    if role == "leader" and config["engine"] == "vllm" and vllm_launcher(plan) == "ray":
         ports.append({"name": "ray", "containerPort": int(config["ray_port"]), "protocol": "TCP"})
+    elif role == "leader" and config["engine"] == "vllm":
+        ports.append(
+            {"name": "dp-rpc", "containerPort": int(config.get("dp_rpc_port", DP_RPC_PORT)), "protocol": "TCP"}
+        )
     container["ports"] = ports
     if serves_api:
         container.update(probes(config, plan))

@@ -11,6 +11,7 @@ outputs in fixtures/plans/. Bad input must stop the play before any file is writ
 
 import glob
 import os
+import shlex
 
 import pytest
 from render_helpers import load_plan, read, rendered, rendered_files, run_render, validate_custom_resources
@@ -123,10 +124,13 @@ def test_kserve_runtime_and_inference_service(openshift):
     plan = load_plan("openshift-ai-kserve")
     runtime = objects["ServingRuntime"][0]
     container = runtime["spec"]["containers"][0]
-    argv = container["command"]
+    # SGLang takes its API key from a --config file the start script writes from the Secret's env (issue 10 #11)
+    assert container["command"][:2] == ["/bin/bash", "-c"]
+    script = container["command"][2]
+    argv = shlex.split(script.splitlines()[-1][len("exec ") :])
     assert argv[:5] == ["python3", "-m", "sglang.launch_server", "--model-path", "/mnt/models"]
     assert _contains(argv, plan["engine_args"])
-    assert argv[-2:] == ["--api-key", "$(LLMOPS_API_KEY)"]
+    assert argv[-2:] == ["--config", "/dev/shm/llmops-api-key.yaml"] and "--api-key" not in script
     assert container["securityContext"]["privileged"] is False
     isvc = objects["InferenceService"][0]
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"

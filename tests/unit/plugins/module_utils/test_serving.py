@@ -32,11 +32,12 @@ def env_names(container):
 
 
 def test_local_single_node_sglang_argv():
-    _config, _plan, objects = workload("local")
+    config, plan, objects = workload("local")
     # A PodDisruptionBudget follows the workload (issue 10, Medium).
     assert [o["kind"] for o in objects] == ["Deployment", "PodDisruptionBudget"]
     container = engine(server(objects)["spec"]["template"])
-    assert container["command"] == [
+    argv = serving.server_argv(config, plan, False)
+    assert argv == [
         "python3",
         "-m",
         "sglang.launch_server",
@@ -57,9 +58,12 @@ def test_local_single_node_sglang_argv():
         "--reasoning-parser",
         "deepseek-r1",
         "--enable-metrics",
-        "--api-key",
-        "$(LLMOPS_API_KEY)",
     ]
+    # The API key is not on argv: a shell writes it from the Secret's env into SGLang's --config file.
+    assert container["command"][:2] == ["/bin/bash", "-c"]
+    script = container["command"][2].splitlines()
+    assert script[-1] == "exec " + serving.shell_join(argv + ["--config", serving.SGLANG_API_KEY_FILE])
+    assert "umask 077" in script
     assert server(objects)["spec"]["strategy"] == {"type": "Recreate"}
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "32Gi"}
 
@@ -76,9 +80,11 @@ def test_deepseek_r1_lws_sglang_dist_init_and_env():
     assert template["size"] == 2 and template["restartPolicy"] == "RecreateGroupOnPodRestart"
     leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
     # SGLang runs the same argv on every pod; the rank comes from the LWS worker-index label (issue 10 #13:
-    # $(LWS_WORKER_INDEX) is injected only from LWS v0.6.0).
-    assert leader["command"] == worker["command"]
-    argv = leader["command"]
+    # $(LWS_WORKER_INDEX) is injected only from LWS v0.6.0). The leader (serving the API) adds its key file.
+    argv = worker["command"]
+    assert leader["command"][2].splitlines()[-1] == "exec " + serving.shell_join(
+        argv + ["--config", serving.SGLANG_API_KEY_FILE]
+    )
     assert argv[argv.index("--tp-size") + 1] == "16"
     assert argv[argv.index("--nnodes") + 1] == "2"
     assert argv[argv.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):20000"
@@ -133,7 +139,7 @@ def test_qwen3_tp8_vllm_options_and_extra_args():
     for flag in ("--enable-prefix-caching", "--enable-chunked-prefill", "--enable-auto-tool-choice"):
         assert flag in argv
     assert argv[argv.index("--tool-call-parser") + 1] == "hermes"
-    assert argv[-4:] == ["--max-num-seqs", "128", "--api-key", "$(LLMOPS_API_KEY)"]
+    assert argv[-2:] == ["--max-num-seqs", "128"] and "--api-key" not in argv
     assert "--distributed-executor-backend" not in argv
 
 
@@ -150,7 +156,7 @@ def test_qwen3_two_node_vllm_through_ray():
     assert serve.startswith("exec vllm serve /models/Qwen--Qwen3-235B-A22B-Instruct-2507 ")
     assert "--tensor-parallel-size 8 --pipeline-parallel-size 2" in serve
     assert serve.count("--distributed-executor-backend") == 1
-    assert serve.endswith('--api-key "${LLMOPS_API_KEY}"')
+    assert "--api-key" not in serve and "VLLM_API_KEY" in env_names(leader)
     assert worker["command"][2].startswith('until ray start --address="${LWS_LEADER_ADDRESS}":6379 --block')
     pod = template["workerTemplate"]["spec"]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
@@ -213,7 +219,7 @@ def test_duplicate_env_between_nccl_and_extra_is_refused():
 def test_sglang_options_off():
     config, plan, cache = case("local")
     config["options"] = dict(config["options"], prefix_caching=False, chunked_prefill=False, enable_metrics=False)
-    argv = engine(server(serving.server_manifests(config, plan, cache["layout"]))["spec"]["template"])["command"]
+    argv = serving.server_argv(config, plan, False)
     assert "--disable-radix-cache" in argv
     assert argv[argv.index("--chunked-prefill-size") + 1] == "-1"
     assert "--enable-metrics" not in argv
@@ -384,15 +390,20 @@ def test_startup_budget_numbers_for_deepseek_r1():
 
 def test_sglang_rendezvous_waits_as_long_as_the_probe():
     config, plan, objects = workload("deepseek-r1-2x8-a800-sglang")
+    # the leader's command is a shell line (it writes the API key file first): compare the words
     for _role, pod in pod_templates(objects):
-        argv = engine(pod)["command"]
-        assert argv[argv.index("--dist-timeout") + 1] == str(serving.startup_seconds(config, plan))
+        words = " ".join(engine(pod)["command"]).split()
+        assert words[words.index("--dist-timeout") + 1] == str(serving.startup_seconds(config, plan))
     # A user's own --dist-timeout is kept, never repeated.
     config["options"] = dict(config["options"], extra_args=["--dist-timeout", "7200"])
-    argv = engine(
-        pod_templates(serving.server_manifests(config, plan, case("deepseek-r1-2x8-a800-sglang")[2]["layout"]))[0][1]
-    )["command"]
-    assert argv.count("--dist-timeout") == 1 and argv[argv.index("--dist-timeout") + 1] == "7200"
+    words = " ".join(
+        engine(
+            pod_templates(serving.server_manifests(config, plan, case("deepseek-r1-2x8-a800-sglang")[2]["layout"]))[0][
+                1
+            ]
+        )["command"]
+    ).split()
+    assert words.count("--dist-timeout") == 1 and words[words.index("--dist-timeout") + 1] == "7200"
 
 
 def test_vllm_ray_pods_get_the_budget_as_env():
