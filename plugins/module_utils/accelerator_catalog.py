@@ -25,6 +25,7 @@ ACCELERATORS = {
     # NVIDIA A100/A800 SXM datasheets: 40/80 GB HBM2e, NVLink3 600 GB/s (A800: 400 GB/s), no FP8.
     "A100-40G": {
         "vendor": "nvidia",
+        "sm": 8.0,
         "arch": "ampere",
         "memory_mib": 40960,
         "fp8": False,
@@ -33,6 +34,7 @@ ACCELERATORS = {
     },
     "A100-80G": {
         "vendor": "nvidia",
+        "sm": 8.0,
         "arch": "ampere",
         "memory_mib": 81920,
         "fp8": False,
@@ -41,6 +43,7 @@ ACCELERATORS = {
     },
     "A800-80G": {
         "vendor": "nvidia",
+        "sm": 8.0,
         "arch": "ampere",
         "memory_mib": 81920,
         "fp8": False,
@@ -50,6 +53,7 @@ ACCELERATORS = {
     # H100/H800 SXM5: 80 GB HBM3 (81559 MiB in nvidia-smi), NVLink4 900 GB/s (H800: 400 GB/s).
     "H100-80G": {
         "vendor": "nvidia",
+        "sm": 9.0,
         "arch": "hopper",
         "memory_mib": 81559,
         "fp8": True,
@@ -58,6 +62,7 @@ ACCELERATORS = {
     },
     "H800-80G": {
         "vendor": "nvidia",
+        "sm": 9.0,
         "arch": "hopper",
         "memory_mib": 81559,
         "fp8": True,
@@ -67,6 +72,7 @@ ACCELERATORS = {
     # H20: 96 GB HBM3, NVLink 900 GB/s. H200: 141 GB HBM3e, NVLink 900 GB/s.
     "H20-96G": {
         "vendor": "nvidia",
+        "sm": 9.0,
         "arch": "hopper",
         "memory_mib": 97871,
         "fp8": True,
@@ -75,6 +81,7 @@ ACCELERATORS = {
     },
     "H200-141G": {
         "vendor": "nvidia",
+        "sm": 9.0,
         "arch": "hopper",
         "memory_mib": 143771,
         "fp8": True,
@@ -84,6 +91,7 @@ ACCELERATORS = {
     # B200 (HGX): 180 GB HBM3e usable, NVLink5 1800 GB/s.
     "B200": {
         "vendor": "nvidia",
+        "sm": 10.0,
         "arch": "blackwell",
         "memory_mib": 183359,
         "fp8": True,
@@ -91,11 +99,36 @@ ACCELERATORS = {
         "link_gbps": 1800,
     },
     # Ada PCIe cards: no NVLink, PCIe Gen4 x16 (64 GB/s bidirectional).
-    "L40S": {"vendor": "nvidia", "arch": "ada", "memory_mib": 46068, "fp8": True, "link": "pcie", "link_gbps": 64},
-    "L20": {"vendor": "nvidia", "arch": "ada", "memory_mib": 46068, "fp8": True, "link": "pcie", "link_gbps": 64},
-    "RTX4090": {"vendor": "nvidia", "arch": "ada", "memory_mib": 24564, "fp8": True, "link": "pcie", "link_gbps": 64},
+    "L40S": {
+        "vendor": "nvidia",
+        "sm": 8.9,
+        "arch": "ada",
+        "memory_mib": 46068,
+        "fp8": True,
+        "link": "pcie",
+        "link_gbps": 64,
+    },
+    "L20": {
+        "vendor": "nvidia",
+        "sm": 8.9,
+        "arch": "ada",
+        "memory_mib": 46068,
+        "fp8": True,
+        "link": "pcie",
+        "link_gbps": 64,
+    },
+    "RTX4090": {
+        "vendor": "nvidia",
+        "sm": 8.9,
+        "arch": "ada",
+        "memory_mib": 24564,
+        "fp8": True,
+        "link": "pcie",
+        "link_gbps": 64,
+    },
     "A10-24G": {
         "vendor": "nvidia",
+        "sm": 8.6,
         "arch": "ampere",
         "memory_mib": 23028,
         "fp8": False,

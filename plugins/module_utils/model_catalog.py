@@ -188,6 +188,24 @@ MODELS = {
         "config": _with(_DEEPSEEK_V3, quantization_config={"quant_method": "ascend"}),
         "params_b": 671,
     },
+    # meituan's INT8 DeepSeek-R1 (block-wise 128x128 INT8 with fp32 scales, W8A8 with dynamic per-token
+    # activations): the checkpoint SGLang's DeepSeek guide serves on 2 x 8 A100/A800 with --tp 16
+    # (https://docs.sglang.io/docs/basic_usage/deepseek_v3.md "Serving with 2 x 8 x A100/A800"). Its
+    # config.json is DeepSeek-R1's with quantization_config rewritten by the repository's
+    # inference/bf16_cast_block_int8.py: quant_method blockwise_int8, weight_block_size [128, 128],
+    # activation_scheme dynamic (SGLang loads it as BlockInt8Config, no --quantization flag needed).
+    "meituan/DeepSeek-R1-Block-INT8": {
+        "config": _with(
+            _DEEPSEEK_V3,
+            quantization_config={
+                "activation_scheme": "dynamic",
+                "quant_method": "blockwise_int8",
+                "weight_block_size": [128, 128],
+            },
+        ),
+        "params_b": 671,
+        "aliases": ["deepseek-r1-block-int8"],
+    },
     "Qwen/Qwen3-235B-A22B": {"config": _with(_QWEN3_235B, max_position_embeddings=40960), "params_b": 235},
     "Qwen/Qwen3-235B-A22B-Instruct-2507": {
         "config": _with(_QWEN3_235B, max_position_embeddings=262144),
@@ -227,6 +245,23 @@ MODELS = {
     "meta-llama/Llama-3.3-70B-Instruct": {"config": _LLAMA31_70B, "params_b": 70.6},
     "meta-llama/Llama-3.1-405B-Instruct": {"config": _LLAMA31_405B, "params_b": 405.9},
 }
+
+
+def _architecture(config):
+    return {key: value for key, value in config.items() if key not in ("quantization_config", "torch_dtype")}
+
+
+def variants(model_id, weight_format):
+    """Catalog ids with the same architecture as ``model_id`` whose checkpoint is ``weight_format``."""
+    from ansible_collections.llmops.inference.plugins.module_utils.model_memory import ModelShape
+
+    arch = _architecture(MODELS[model_id]["config"])
+    found = []
+    for other, entry in sorted(MODELS.items()):
+        same = other != model_id and _architecture(entry["config"]) == arch
+        if same and ModelShape(entry["config"], name=other).checkpoint_dtype == weight_format:
+            found.append(other)
+    return found
 
 
 def _lookup_table():

@@ -24,7 +24,7 @@ import re
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
-WEIGHT_DTYPES = ("auto", "bf16", "fp16", "fp8", "int8", "int4")
+WEIGHT_DTYPES = ("auto", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4", "nvfp4")
 KV_CACHE_DTYPES = ("auto", "bf16", "fp8")
 GIB = float(1 << 30)
 
@@ -34,6 +34,11 @@ GIB = float(1 << 30)
 # int4 (AWQ/GPTQ, group 128) packs 2 weights per byte plus an fp16 scale and a 4-bit zero per group.
 FP8_BLOCK_SCALE_BYTES = 4.0 / (128 * 128)
 INT4_BYTES = 0.5 + 2.5 / 128
+# MXFP4 (OCP microscaling, gpt-oss): 4-bit E2M1 values plus one 8-bit E8M0 scale per 32 values.
+MXFP4_BYTES = 0.5 + 1.0 / 32
+# NVFP4 (ModelOpt / compressed-tensors): E2M1 values, one FP8 E4M3 scale per 16 values (+ one fp32
+# per tensor, negligible).
+NVFP4_BYTES = 0.5 + 1.0 / 16
 HALF_BYTES = 2.0
 
 REQUIRED_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
@@ -53,30 +58,66 @@ def _int(cfg, key, default=0):
 
 
 def _checkpoint_dtype(cfg):
-    """The dtype the checkpoint's linear weights are stored in, and its fp8 block size."""
+    """``(format, block, quant_method)`` of the checkpoint's quantized linear weights.
+
+    ``block`` is the [n, k] quantization block when scales are per block (DeepSeek FP8, meituan
+    Block-INT8): every tensor-parallel shard must then hold whole blocks.
+    """
     quant = cfg.get("quantization_config") or {}
     method = str(quant.get("quant_method") or "").lower()
-    if method == "fp8" or method == "fbgemm_fp8":
-        return "fp8", quant.get("weight_block_size")
-    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin"):
-        return ("int4" if int(quant.get("bits", 4)) == 4 else "int8"), None
-    if method in ("w8a8_int8", "ascend", "bitsandbytes_8bit"):
-        return "int8", None
+    block = quant.get("weight_block_size")
+    if method in ("fp8", "fbgemm_fp8"):
+        return "fp8", block, method
+    if method in ("blockwise_int8", "w8a8_int8", "ascend", "bitsandbytes_8bit"):
+        return "int8", block, method
+    if method in ("awq", "gptq", "awq_marlin", "gptq_marlin", "moe_wna16"):
+        return ("int4" if int(quant.get("bits", 4)) == 4 else "int8"), None, method
+    if method == "mxfp4":
+        return "mxfp4", None, method
+    if method in ("modelopt", "modelopt_fp4") or quant.get("quant_algo"):
+        algo = str(quant.get("quant_algo") or "").upper()
+        if "FP4" in algo or method == "modelopt_fp4":
+            return "nvfp4", None, method or "modelopt_fp4"
+        if "FP8" in algo:
+            return "fp8", None, method
     if method == "compressed-tensors":
-        bits = None
         for group in (quant.get("config_groups") or {}).values():
             weights = group.get("weights") or {}
-            bits = weights.get("num_bits", bits)
-            if weights.get("type") == "float" and bits == 8:
-                return "fp8", None
-        if bits == 4:
-            return "int4", None
-        if bits == 8:
-            return "int8", None
+            bits, kind = weights.get("num_bits"), weights.get("type")
+            if bits == 4 and kind == "float":
+                return "nvfp4", None, method
+            if bits == 4:
+                return "int4", None, method
+            if bits == 8:
+                return ("fp8" if kind == "float" else "int8"), weights.get("block_structure"), method
     torch_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16").lower()
     if "float16" in torch_dtype and "bfloat16" not in torch_dtype:
-        return "fp16", None
-    return "bf16", None
+        return "fp16", None, ""
+    return "bf16", None, ""
+
+
+# Parts of a layer a checkpoint can leave in 16 bit (modules_to_not_convert / ignore patterns):
+# gpt-oss keeps attention and routers in BF16 (only the MXFP4 experts are quantized), Kimi-K2-Thinking
+# keeps attention, shared experts and the dense MLP in BF16 (INT4 experts only).
+_IGNORE_PARTS = (
+    ("self_attn", "attn"),
+    ("shared_expert", "shared"),
+    ("mlp.gate_proj", "dense_mlp"),
+    ("mlp.down_proj", "dense_mlp"),
+    (r"mlp\.(gate", "dense_mlp"),
+)
+
+
+def _unquantized_parts(quant):
+    patterns = []
+    for key in ("modules_to_not_convert", "ignore", "ignored_layers"):
+        patterns += [str(item) for item in (quant.get(key) or [])]
+    found = set()
+    for pattern in patterns:
+        for needle, part in _IGNORE_PARTS:
+            if needle in pattern:
+                found.add(part)
+    return frozenset(found)
 
 
 class ModelShape:
@@ -136,8 +177,11 @@ class ModelShape:
         self.nextn_layers = _int(cfg, "num_nextn_predict_layers")
         self.attention_bias = bool(cfg.get("attention_bias", self.model_type in QKV_BIAS_MODEL_TYPES))
         self.qk_norm = self.model_type.startswith("qwen3")
-        self.checkpoint_dtype, block = _checkpoint_dtype(cfg)
-        self.fp8_block = list(block) if block else None
+        self.checkpoint_dtype, block, self.quant_method = _checkpoint_dtype(cfg)
+        if isinstance(block, str):  # compressed-tensors writes "128x128"
+            block = [int(x) for x in block.lower().split("x")]
+        self.quant_block = list(block) if block else None
+        self.unquantized = _unquantized_parts(cfg.get("quantization_config") or {})
         for key in ("hidden", "layers", "heads", "vocab"):
             if getattr(self, key) <= 0:
                 raise LlmopsError("config of %s has a non-positive %s" % (name, key))
@@ -269,14 +313,18 @@ class ModelShape:
         return facts
 
 
-def quantized_param_bytes(dtype, hidden):
+def quantized_param_bytes(dtype, hidden, block=None):
     """Bytes per parameter of a linear weight stored in ``dtype``, scales included."""
-    if dtype == "fp8":
-        return 1.0 + FP8_BLOCK_SCALE_BYTES
-    if dtype == "int8":
-        return 1.0 + 4.0 / hidden
+    if dtype in ("fp8", "int8"):
+        if block:  # one fp32 scale per block (DeepSeek FP8, Block-INT8)
+            return 1.0 + 4.0 / (block[0] * block[1])
+        return 1.0 + 4.0 / hidden  # one fp32 scale per output channel (W8A8 INT8, FP8-dynamic)
     if dtype == "int4":
         return INT4_BYTES
+    if dtype == "mxfp4":
+        return MXFP4_BYTES
+    if dtype == "nvfp4":
+        return NVFP4_BYTES
     return HALF_BYTES
 
 
@@ -284,10 +332,14 @@ def component_bytes(shape, weight_dtype):
     """Bytes per component for ``weight_dtype``.
 
     Linear weights take the quantized size; embeddings, lm_head, norms, biases and
-    routers stay 16-bit in FP8/INT8/INT4 checkpoints (DeepSeek-V3 FP8, Qwen3 FP8,
-    AWQ/GPTQ and W8A8 all keep them unquantized).
+    routers stay 16-bit in FP8/INT8/INT4/FP4 checkpoints (DeepSeek-V3 FP8, Qwen3 FP8,
+    AWQ/GPTQ and W8A8 all keep them unquantized), and so do the parts the checkpoint's
+    ignore list names (``shape.unquantized``) when the checkpoint itself is loaded.
     """
-    linear = quantized_param_bytes(weight_dtype, shape.hidden)
+    block = shape.quant_block if weight_dtype == shape.checkpoint_dtype else None
+    linear = quantized_param_bytes(weight_dtype, shape.hidden, block)
+    skip = shape.unquantized if weight_dtype == shape.checkpoint_dtype else frozenset()
+    attn = HALF_BYTES if "attn" in skip else linear
     counts = shape.parameter_counts()
     result = {
         "embed": counts["embed"] * HALF_BYTES,
@@ -298,11 +350,12 @@ def component_bytes(shape, weight_dtype):
         if kind not in counts:
             continue
         layer = counts[kind]
+        mlp = HALF_BYTES if ("dense_mlp" if kind == "dense" else "shared") in skip else linear
         result[kind] = {
-            "attn_heads": layer["attn_heads"] * linear,
-            "attn_kv": layer["attn_kv"] * linear,
-            "attn_repl": layer["attn_repl"] * linear,
-            "mlp": layer["mlp"] * linear,
+            "attn_heads": layer["attn_heads"] * attn,
+            "attn_kv": layer["attn_kv"] * attn,
+            "attn_repl": layer["attn_repl"] * attn,
+            "mlp": layer["mlp"] * mlp,
             "experts": layer["experts"] * linear,
             "small": layer["small"] * HALF_BYTES,
             "router": layer["router"] * HALF_BYTES,

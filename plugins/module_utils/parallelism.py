@@ -16,7 +16,11 @@ __metaclass__ = type
 
 import math
 
-from ansible_collections.llmops.inference.plugins.module_utils import accelerator_catalog, model_catalog
+from ansible_collections.llmops.inference.plugins.module_utils import (
+    accelerator_catalog,
+    model_catalog,
+    weight_formats,
+)
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.model_memory import (
     GIB,
@@ -145,19 +149,20 @@ class _Context:
                 "fp8_cast_bf16.py) - INT8 W8A8 weights (weight_dtype int8) need half of that" % acc["id"]
             )
             dtype = "bf16"
-        if dtype == "fp8" and not acc.get("fp8", True):
-            self.warnings.append(
-                "%s (%s) has no FP8 tensor cores: FP8 weights run through weight-only (W8A16) kernels where the "
-                "engine has them (vLLM Marlin); SGLang's guidance for A100/A800 is BF16 or INT8 weights"
-                % (acc["id"], acc.get("arch"))
-            )
+        # can this engine run these weights on this hardware? (weight_formats.py has the table and sources)
+        method = shape.quant_method if dtype == checkpoint else ""
+        verdict, why = weight_formats.support(dtype, method, acc, request["engine"])
+        self.format_refusal = why if verdict == "refused" else None
+        if verdict == "emulated":
+            self.warnings.append(why)
         self.online_fp8 = dtype == "fp8" and checkpoint != "fp8"
-        if dtype in ("int8", "int4") and checkpoint != dtype:
+        if dtype in ("int8", "int4", "mxfp4", "nvfp4") and checkpoint != dtype:
+            kinds = {"int4": "AWQ/GPTQ", "int8": "W8A8", "mxfp4": "MXFP4", "nvfp4": "NVFP4"}
             self.warnings.append(
                 "weight_dtype %s needs a pre-quantized checkpoint (%s); %s is %s"
-                % (dtype, "AWQ/GPTQ" if dtype == "int4" else "W8A8", self.model_id, checkpoint)
+                % (dtype, kinds[dtype], self.model_id, checkpoint)
             )
-        if dtype in ("bf16", "fp16") and checkpoint in ("fp8", "int8", "int4"):
+        if dtype in ("bf16", "fp16") and checkpoint in ("fp8", "int8", "int4", "mxfp4", "nvfp4"):
             self.warnings.append(
                 "weight_dtype %s needs a dequantized %s checkpoint; %s ships %s"
                 % (dtype, dtype, self.model_id, checkpoint)
@@ -169,7 +174,7 @@ class _Context:
         self.kv_cache_dtype = "fp16" if kv == "auto" and dtype == "fp16" else ("bf16" if kv == "auto" else kv)
         self.kv_bytes = 1.0 if kv == "fp8" else 2.0
         # block-quantized FP8 keeps its block shape: every TP shard of a quantized matrix must be whole blocks
-        self.block_n = shape.fp8_block[0] if (dtype == "fp8" and checkpoint == "fp8" and shape.fp8_block) else 0
+        self.block_n = shape.quant_block[0] if (dtype == checkpoint and shape.quant_block) else 0
         key = (self.shape_key, dtype)
         if self.shape_key is not None and key in _PARTS:
             self.parts, self.scale = _PARTS[key]
@@ -451,6 +456,61 @@ def _smallest_cluster(ctx, target):
     return None, None
 
 
+_OVERRIDES = ("tensor_parallel", "pipeline_parallel", "data_parallel", "expert_parallel", "attention_data_parallel")
+
+
+def _alternatives(request, ctx):
+    """What runs instead, in numbers: an INT8 checkpoint, BF16 weights, the other engine's fallback."""
+    base = {key: value for key, value in request.items() if key not in _OVERRIDES}
+    base["weight_dtype"] = None
+    base["_nested"] = True
+    options = []
+    other = [engine for engine in ENGINES if engine != ctx.engine][0]
+    candidates = []
+    if ctx.shape_key is not None:
+        for variant in model_catalog.variants(ctx.model_id, "int8"):
+            method = ModelShape(model_catalog.MODELS[variant]["config"], name=variant).quant_method
+            if weight_formats.support("int8", method, ctx.accelerator, ctx.engine)[0] != "refused":
+                candidates.append(("INT8 W8A8 checkpoint %s" % variant, dict(base, model=variant)))
+    if not candidates and ctx.weight_dtype != "int8":
+        candidates.append(("an INT8 W8A8 checkpoint (weight_dtype int8)", dict(base, weight_dtype="int8")))
+    if ctx.weight_dtype not in ("bf16", "fp16"):
+        candidates.append(("BF16 weights", dict(base, weight_dtype="bf16")))
+    method = ctx.shape.quant_method if ctx.weight_dtype == ctx.shape.checkpoint_dtype else ""
+    verdict = weight_formats.support(ctx.weight_dtype, method, ctx.accelerator, other)[0]
+    if verdict != "refused":
+        label = "%s %s with these %s weights%s" % (
+            other,
+            weight_formats.ENGINE_VERSIONS[other],
+            ctx.weight_dtype.upper(),
+            " (weight-only kernels)" if verdict == "emulated" else "",
+        )
+        candidates.append((label, dict(base, engine=other, weight_dtype=ctx.weight_dtype)))
+    for label, alternative in candidates:
+        try:
+            result = plan(alternative)
+        except LlmopsError:
+            continue
+        if result["fits"]:
+            options.append(
+                "%s: %s GiB of weights, fits %d x %d %s (TP %d, PP %d), %d KV tokens"
+                % (
+                    label,
+                    _fmt(result["weights_gib_total"]),
+                    result["nodes"],
+                    result["accelerators_per_node"],
+                    ctx.accelerator["id"],
+                    result["tensor_parallel"],
+                    result["pipeline_parallel"],
+                    result["kv_cache_tokens"],
+                )
+            )
+        elif result["reasons"]:
+            tail = result["reasons"][0].rsplit("; ", 1)[-1]
+            options.append("%s: %s GiB of weights, %s" % (label, _fmt(result["weights_gib_total"]), tail))
+    return "alternatives: " + (" | ".join(options) if options else "none found in the catalog")
+
+
 def _fmt(value):
     return ("%.1f" % value) if value < 100 else ("%.0f" % value)
 
@@ -572,6 +632,11 @@ def plan(request):
                     "" if ctx.kv_bytes == 1.0 or ctx.is_ascend else " (or kv_cache_dtype fp8)",
                 )
             )
+    if ctx.format_refusal:
+        # the memory fits but the engine cannot run these weights here: refuse, with what would run
+        fits = False
+        extra = "" if request.get("_nested") else "; " + _alternatives(request, ctx)
+        reasons.insert(0, ctx.format_refusal + extra)
     if tp > 1 and ctx.intra_link == "pcie" and instance <= ctx.per_node:
         warnings.append("%s has no NVLink: tensor-parallel all-reduce runs over PCIe" % ctx.accelerator["id"])
 

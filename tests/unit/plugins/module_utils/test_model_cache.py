@@ -48,7 +48,9 @@ def test_rwo_with_two_nodes_gives_one_cache_per_pod():
     # model_cache_model_gib 642 x 1.2 + 10
     assert layout["volume_claim_template"]["spec"]["resources"]["requests"]["storage"] == "781Gi"
     env = {e["name"]: e.get("value") for e in layout["init_container"]["env"]}
-    assert env["LLMOPS_SOURCE"] == "modelscope" and env["PIP_INDEX_URL"].startswith("https://pypi.tuna")
+    # the INT8 DeepSeek-R1 for the A800s comes through the Hugging Face mirror
+    assert env["LLMOPS_SOURCE"] == "huggingface" and env["PIP_INDEX_URL"].startswith("https://pypi.tuna")
+    assert env["HF_ENDPOINT"] == "https://hf-mirror.com"
 
 
 def test_rwx_shares_one_cache_across_nodes():

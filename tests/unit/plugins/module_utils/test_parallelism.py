@@ -22,9 +22,10 @@ ASCEND = "https://docs.vllm.ai/projects/ascend/en/latest/tutorials/models/DeepSe
 # published layout as an override that fits. Sources: seeds/ (the project's source posts) and official guides.
 DEPLOYMENTS = [
     (
-        "seed 002: R1 671B FP8 on 2x8 A800, SGLang --tp 16 --nnodes 2 --context-length 131072",
+        "seed 002 layout (SGLang --tp 16 --nnodes 2 --context-length 131072 on 2x8 A800) with the INT8 "
+        "checkpoint that runs there: " + SGLANG_DS + " 2 x 8 x A100/A800, meituan/DeepSeek-R1-Block-INT8",
         {
-            "model": "deepseek-ai/DeepSeek-R1",
+            "model": "meituan/DeepSeek-R1-Block-INT8",
             "accelerator": "A800-80G",
             "nodes": 2,
             "inter_node_link": "ib",
@@ -287,14 +288,53 @@ def test_published_deployment_fits(source, request_args, layout):
         assert forced["max_concurrent_sequences"] >= 1
 
 
-def test_seed_r1_on_a800_flags_and_warning():
+def test_seed_r1_int8_on_a800_flags():
     result = plan(DEPLOYMENTS[0][1])
     assert result["engine_args"][:4] == ["--tp-size", "16", "--nnodes", "2"]
     assert result["engine_args"][-4:] == ["--mem-fraction-static", "0.79", "--context-length", "131072"]
     assert result["multi_node"]["per_node_args"][0] == "--dist-init-addr"
-    assert any("no FP8 tensor cores" in w for w in result["warnings"])
-    # 671B FP8 with BF16 embeddings/norms/gates: about 627 GiB over 16 ranks
+    assert result["weight_dtype"] == "int8" and not result["warnings"]
+    # 671B INT8 + one fp32 scale per 128x128 block, BF16 embeddings/norms/gates: about 627 GiB over 16 ranks
     assert 38 < result["weights_gib_per_accelerator"] < 42
+
+
+A800_TWO_NODES = {"accelerator": "A800-80G", "nodes": 2, "inter_node_link": "ib", "context_length": 32768}
+
+
+def test_fp8_on_ampere_refused_for_sglang_with_alternatives_in_numbers():
+    """Issue 10 #3: SGLang's FP8 kernels need SM >= 8.9 (Triton: "fp8e4nv data type is not supported on
+    CUDA arch < 89", skypilot-org/skypilot#4723); the A800 is SM 8.0. The plan used to be fits: true."""
+    result = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="sglang"))
+    assert result["fits"] is False and result["engine_args"] == []
+    reason = result["reasons"][0]
+    assert reason.startswith("sglang v0.5.6.post2 has no FP8 kernels for A800-80G (SM 8.0; they need SM >= 8.9)")
+    assert (
+        "INT8 W8A8 checkpoint meituan/DeepSeek-R1-Block-INT8: 627 GiB of weights, fits 2 x 8 A800-80G "
+        "(TP 16, PP 1)" in reason
+    )
+    assert "BF16 weights: 1250 GiB of weights, smallest fit: 3 nodes x 8 A800-80G" in reason
+    assert "vllm v0.12.0 with these FP8 weights (weight-only kernels): 627 GiB of weights, fits 2 x 8" in reason
+    # an FP8 request on a BF16 checkpoint (online quantization) is refused the same way
+    online = plan({"model": "Qwen/Qwen3-32B", "accelerator": "A100-80G", "weight_dtype": "fp8", "engine": "sglang"})
+    assert online["fits"] is False and "has no FP8 kernels" in online["reasons"][0]
+
+
+def test_fp8_on_ampere_runs_on_vllm_marlin_with_a_warning():
+    result = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="vllm"))
+    assert result["fits"] and result["weight_dtype"] == "fp8"
+    assert any("runs these weights through weight-only kernels" in w for w in result["warnings"])
+    # the same weights on Ada/Hopper need no warning
+    hopper = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="sglang", accelerator="H800-80G"))
+    assert hopper["fits"] and not hopper["warnings"]
+
+
+def test_int8_checkpoint_methods_only_sglang_loads_are_refused_on_vllm():
+    result = plan(dict(A800_TWO_NODES, model="meituan/DeepSeek-R1-Block-INT8", engine="vllm"))
+    assert result["fits"] is False
+    assert result["reasons"][0].startswith("vllm v0.12.0 cannot load int8 checkpoints (quant_method blockwise_int8)")
+    assert (
+        "sglang v0.5.6.post2 with these INT8 weights: 627 GiB of weights, fits 2 x 8 A800-80G" in result["reasons"][0]
+    )
 
 
 def test_qwen3_vllm_flags_match_seed():
