@@ -114,7 +114,10 @@ class _Context:
             self.accelerator["memory_gib"] = float(memory_gib)
         self.memory_bytes = self.accelerator["memory_gib"] * GIB
         per_node = request.get("accelerators_per_node")
-        self.per_node = DEFAULT_ACCELERATORS_PER_NODE if per_node is None else int(per_node)
+        default_per_node = self.accelerator.get("per_node", DEFAULT_ACCELERATORS_PER_NODE)
+        self.per_node = default_per_node if per_node is None else int(per_node)
+        # NVL72: NVLink joins the trays of one rack, so TP may span nodes inside it without IB/RoCE
+        self.nvlink_domain = self.accelerator.get("nvlink_domain") or 0
         self.nodes = 1 if request.get("nodes") is None else int(request["nodes"])
         if self.per_node < 1 or self.nodes < 1:
             raise LlmopsError(
@@ -128,7 +131,9 @@ class _Context:
             )
         self.intra_link = intra
         self.inter_link = request.get("inter_node_link")
-        if self.nodes > 1 and not self.inter_link:
+        if self.nodes > 1 and not self.inter_link and self.nvlink_domain:
+            self.inter_link = "nvlink"  # the trays of an NVL72 rack share one NVLink fabric
+        elif self.nodes > 1 and not self.inter_link:
             self.warnings.append(
                 "inter_node_link not given: assuming tcp, so tensor parallel stays inside a node; "
                 "set ib or roce to allow TP across nodes"
@@ -252,7 +257,14 @@ class _Context:
             )
         if instance > per_node and per_node % tp and tp % per_node:
             return "TP %d does not line up with %d accelerators per node" % (tp, per_node)
-        if tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
+        if self.nvlink_domain and tp > per_node:
+            if tp > self.nvlink_domain:
+                return (
+                    "tensor_parallel=%d spans more than one NVLink domain of %s (%d GPUs): TP and EP stay "
+                    "inside a rack; use pipeline or data parallel across racks"
+                    % (tp, self.accelerator["id"], self.nvlink_domain)
+                )
+        elif tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
             return (
                 "tensor_parallel=%d spans nodes, which needs an ib or roce inter-node link (have %s); use "
                 "pipeline_parallel across nodes instead" % (tp, self.inter_link)
@@ -276,6 +288,13 @@ class _Context:
                 return (
                     "vLLM sets the expert-parallel size to tensor_parallel x data_parallel (= %d): set "
                     "expert_parallel to %d or 1" % (tp * dp, tp * dp)
+                )
+            fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
+            if self.nvlink_domain and ep > self.nvlink_domain and not fast:
+                return "expert_parallel=%d spans more than one NVLink domain of %s (%d GPUs)" % (
+                    ep,
+                    self.accelerator["id"],
+                    self.nvlink_domain,
                 )
             if self.engine == "sglang" and tp % ep:
                 return "expert_parallel=%d must divide tensor_parallel=%d in SGLang" % (ep, tp)
@@ -350,6 +369,7 @@ class _Context:
                 self.per_node,
                 nodes,
                 self.inter_link,
+                self.nvlink_domain,
                 self.engine,
                 tp_only,
                 pp_only,
@@ -360,7 +380,7 @@ class _Context:
                 return _CANDIDATES[key]
         per_node = self.per_node
         max_gpus = per_node * nodes
-        fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
+        fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS or bool(self.nvlink_domain)
         dp, adp, ep_fixed = fixed or (1, 1, None)
         found = []
         tps = (
@@ -474,6 +494,9 @@ def _alternatives(request, ctx):
                 candidates.append(("INT8 W8A8 checkpoint %s" % variant, dict(base, model=variant)))
     if not candidates and ctx.weight_dtype != "int8":
         candidates.append(("an INT8 W8A8 checkpoint (weight_dtype int8)", dict(base, weight_dtype="int8")))
+    fp8 = weight_formats.support("fp8", "", ctx.accelerator, ctx.engine)[0] == weight_formats.NATIVE
+    if ctx.weight_dtype in ("mxfp4", "nvfp4") and fp8:
+        candidates.append(("an FP8 checkpoint", dict(base, weight_dtype="fp8")))
     if ctx.weight_dtype not in ("bf16", "fp16"):
         candidates.append(("BF16 weights", dict(base, weight_dtype="bf16")))
     method = ctx.shape.quant_method if ctx.weight_dtype == ctx.shape.checkpoint_dtype else ""

@@ -307,7 +307,7 @@ def test_fp8_on_ampere_refused_for_sglang_with_alternatives_in_numbers():
     result = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="sglang"))
     assert result["fits"] is False and result["engine_args"] == []
     reason = result["reasons"][0]
-    assert reason.startswith("sglang v0.5.6.post2 has no FP8 kernels for A800-80G (SM 8.0; they need SM >= 8.9)")
+    assert reason.startswith("sglang v0.5.6.post2 has no FP8 kernels for A800-80G (SM 8.0; it runs them on SM >= 8.9)")
     assert (
         "INT8 W8A8 checkpoint meituan/DeepSeek-R1-Block-INT8: 627 GiB of weights, fits 2 x 8 A800-80G "
         "(TP 16, PP 1)" in reason
@@ -322,7 +322,7 @@ def test_fp8_on_ampere_refused_for_sglang_with_alternatives_in_numbers():
 def test_fp8_on_ampere_runs_on_vllm_marlin_with_a_warning():
     result = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="vllm"))
     assert result["fits"] and result["weight_dtype"] == "fp8"
-    assert any("runs these weights through weight-only kernels" in w for w in result["warnings"])
+    assert any("runs these FP8 weights through weight-only kernels" in w for w in result["warnings"])
     # the same weights on Ada/Hopper need no warning
     hopper = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="sglang", accelerator="H800-80G"))
     assert hopper["fits"] and not hopper["warnings"]
