@@ -25,6 +25,7 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 from ansible_collections.llmops.inference.plugins.module_utils.model_memory import (
     GIB,
     KV_CACHE_DTYPES,
+    SGLANG_SWA_FULL_TOKENS_RATIO,
     WEIGHT_DTYPES,
     ModelShape,
     component_bytes,
@@ -38,6 +39,7 @@ ENGINES = ("sglang", "vllm")
 VLLM_RUNTIME_RESERVE_GIB = 2.0
 VLLM_DEFAULT_MEMORY_FRACTION = 0.9
 MIN_CONTEXT = 4096
+MAX_TOKENS = 1 << 40  # a stage without any per-token cache (all linear attention, no state): unbounded
 MAX_SEARCH_NODES = 64
 DEFAULT_ACCELERATORS_PER_NODE = 8
 
@@ -73,6 +75,22 @@ class _Context:
         shape = self.shape
         self.kv_per_layer_elements = shape.kv_elements_per_token_per_layer()
         self.reserve = VLLM_RUNTIME_RESERVE_GIB * GIB if self.engine == "vllm" else 0.0
+        # gated DeltaNet state dtype: SGLang keeps the recurrent state in fp32 (--mamba-ssm-dtype float32),
+        # vLLM in the model dtype (mamba_ssm_cache_dtype auto)
+        self.state_bytes = (4.0 if self.engine == "sglang" else 2.0) if "linear" in shape.attn_types else 0.0
+        self.state_context = float(request.get("context_length") or shape.max_context)
+        self.hybrid = any(kind != "full" for kind in shape.attn_types)
+        self.seq_tokens = None
+        # speculative decoding with the model's MTP layers loads them (weights and one more KV layer each)
+        self.mtp_layers = shape.nextn_layers if request.get("speculative_mtp") else 0
+        if request.get("speculative_mtp") and not shape.nextn_layers:
+            raise LlmopsError("speculative_mtp: %s has no multi-token-prediction layers" % self.model_id)
+        self.mtp_extra = 0.0
+        if self.mtp_layers:
+            from_checkpoint = shape.mtp_parameters() / shape.nextn_layers - sum(
+                shape.parameter_counts()["moe" if shape.is_moe else "dense"].values()
+            )
+            self.mtp_extra = from_checkpoint * 2.0  # projection, norms (and embedding copies) in 16 bit
 
     def _load_model(self, request):
         model, model_path = request.get("model"), request.get("model_path")
@@ -334,30 +352,85 @@ class _Context:
 
         dense = layer_bytes(parts["dense"])
         moe = layer_bytes(parts["moe"]) if "moe" in parts else 0.0
+        linear_delta = layer_bytes(parts["linear_delta"]) if "linear_delta" in parts else 0.0
         if shape.is_mla:
             kv_layer = self.kv_per_layer_elements * self.kv_bytes  # the latent is replicated on every TP rank
         else:
             kv_layer = 2 * shape.head_dim * max(1, shape.kv_heads // attn_tp) * self.kv_bytes
+        kv_layer += shape.indexer_bytes_per_token_per_layer()  # DeepSeek-V3.2, replicated like the latent
+        # gated DeltaNet state per sequence and layer, its heads split by TP; spread over the target context
+        state = shape.linear_state_bytes(self.state_bytes, 2.0) / attn_tp if self.state_bytes else 0.0
         usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve
-        worst_weights, tokens = 0.0, None
+        worst_weights, tokens, seq, count = 0.0, None, None, None
         base, extra = divmod(shape.layers, pp)
         start = 0
         for stage in range(pp):
             stop = start + base + (1 if stage < extra else 0)
             n_moe = shape.moe_layers_in(start, stop)
             weights = (stop - start - n_moe) * dense + n_moe * moe
+            n_linear = shape.layers_of_type("linear", start, stop) if linear_delta or state else 0
+            weights += n_linear * linear_delta
             if stage == 0:
                 weights += parts["embed"] / tp
             if stage == pp - 1:
                 weights += parts["lm_head"] / tp + parts["final_norm"]
                 if shape.tie_embeddings and pp > 1:
                     weights += parts["embed"] / tp
+                weights += self.mtp_layers * ((moe if shape.is_moe else dense) + self.mtp_extra / tp)
             weights *= self.scale
             worst_weights = max(worst_weights, weights)
-            stage_tokens = int(max(usable - weights, 0.0) // (kv_layer * (stop - start)))
+            per_token = kv_layer * self._token_layers(start, stop, stage == pp - 1)
+            per_token += n_linear * state / self.state_context
+            free = max(usable - weights, 0.0)
+            stage_tokens = int(free // per_token) if per_token else MAX_TOKENS
             tokens = stage_tokens if tokens is None else min(tokens, stage_tokens)
+            if self.hybrid:
+                stage_seq = self._sequence_tokens(free, kv_layer, state, start, stop, stage == pp - 1)
+                one = self._sequence_bytes(kv_layer, state, start, stop, stage == pp - 1)
+                stage_count = int(free // one) if one else MAX_TOKENS
+                count = stage_count if count is None else min(count, stage_count)
+            else:
+                stage_seq = stage_tokens
+            seq = stage_seq if seq is None else min(seq, stage_seq)
             start = stop
+        self.seq_tokens = seq
+        self.seq_count = count  # sequences of the target context one domain holds (hybrid models)
         return worst_weights, tokens, usable
+
+    def _sequence_tokens(self, free, kv_layer, state, start, stop, last):
+        """Longest single sequence a stage holds: full layers grow with it, window/chunk layers stop at
+        their bound, linear-attention layers hold their state once."""
+        shape = self.shape
+        full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
+        bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
+        free -= shape.layers_of_type("linear", start, stop) * state
+        window = max(shape.window, shape.chunk)
+        if free <= 0:
+            return 0
+        if bounded * window * kv_layer <= free and full:
+            return int((free - bounded * window * kv_layer) // (full * kv_layer))
+        if bounded * window * kv_layer <= free:
+            return MAX_TOKENS
+        return int(free // ((full + bounded) * kv_layer))
+
+    def _sequence_bytes(self, kv_layer, state, start, stop, last):
+        """Cache of one sequence of the target context in a stage (per accelerator)."""
+        shape = self.shape
+        context = self.state_context
+        full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
+        window = min(context, max(shape.window, shape.chunk) or context)
+        bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
+        return (full * context + bounded * window) * kv_layer + shape.layers_of_type("linear", start, stop) * state
+
+    def _token_layers(self, start, stop, last):
+        """Layers whose cache a token of the engine's token pool occupies (window layers: see the docs)."""
+        shape = self.shape
+        full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
+        bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
+        if bounded and full and self.engine == "sglang":
+            # SGLang's hybrid SWA pool: the window layers get swa_full_tokens_ratio x the full pool's tokens
+            return full + SGLANG_SWA_FULL_TOKENS_RATIO * bounded
+        return full + bounded  # vLLM sizes every attention layer's blocks alike (its hybrid allocator)
 
     def candidates(self, nodes, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
         """Legal (tp, pp) pairs, most preferred first: fewest accelerators, then the engine's preferred split."""
@@ -454,7 +527,8 @@ def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=Non
     fallback = None
     for tp, pp in ctx.candidates(nodes, tp_only, pp_only, gpus_only, fixed):
         ep = ep_fixed if ep_fixed is not None else ctx._auto_ep(tp, dp)
-        weights, tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+        weights, _tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+        tokens = ctx.seq_tokens  # the longest sequence (the pool's tokens unless layers are bounded)
         if weights > usable:
             continue
         if tokens >= target:
@@ -534,6 +608,12 @@ def _alternatives(request, ctx):
     return "alternatives: " + (" | ".join(options) if options else "none found in the catalog")
 
 
+def _sequences(ctx, pool_tokens, context):
+    if ctx.hybrid and ctx.seq_count is not None and context == int(ctx.state_context):
+        return ctx.seq_count
+    return pool_tokens // context
+
+
 def _fmt(value):
     return ("%.1f" % value) if value < 100 else ("%.0f" % value)
 
@@ -598,7 +678,9 @@ def plan(request):
         reason = ctx.illegal(tp, pp, dp, adp, ep)
         if reason:
             raise LlmopsError(reason)
-    weights, tokens_per_domain, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+    weights, pool_tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+    # the longest sequence: the token pool, unless window/linear layers make a sequence cheaper than that
+    tokens_per_domain = ctx.seq_tokens
     fraction = ctx.memory_fraction(tp)
     accelerators_used = instance * dp
     nodes_used = max(1, int(math.ceil(accelerators_used / float(ctx.per_node))))
@@ -690,10 +772,10 @@ def plan(request):
         "weight_dtype": ctx.weight_dtype,
         "kv_cache_dtype": ctx.kv_cache_dtype,
         "kv_bytes_per_token": shape.kv_bytes_per_token(ctx.kv_bytes),
-        "kv_cache_tokens": tokens_per_domain * adp,
+        "kv_cache_tokens": pool_tokens * adp,
         "max_context_length": max_context,
         "context_length": engine_context,
-        "max_concurrent_sequences": dp * adp * (tokens_per_domain // engine_context) if weights_fit else 0,
+        "max_concurrent_sequences": dp * adp * _sequences(ctx, pool_tokens, engine_context) if weights_fit else 0,
         "memory_fraction": fraction,
         # no flags for a plan that does not fit: nothing should be started from it
         "engine_args": engine_args(ctx, layout) if fits else [],

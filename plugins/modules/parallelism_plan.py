@@ -132,6 +132,13 @@ options:
   attention_data_parallel:
     description: SGLang only - DP attention size (C(--dp-size N --enable-dp-attention)), dividing TP.
     type: int
+  speculative_mtp:
+    description:
+      - Plan memory for speculative decoding with the model's own multi-token-prediction layers (DeepSeek
+        V3/R1/V3.x, GLM-4.5/4.6, Qwen3-Next): their weights and one more KV layer each. The speculative
+        decoding flags themselves are the serving role's to add.
+    type: bool
+    default: false
   fail_on_no_fit:
     description: Fail when the model does not fit. With V(false), return C(plan.fits=false) and C(plan.reasons).
     type: bool
@@ -292,6 +299,7 @@ def main():
             "data_parallel": {"type": "int"},
             "expert_parallel": {"type": "int"},
             "attention_data_parallel": {"type": "int"},
+            "speculative_mtp": {"type": "bool", "default": False},
             "fail_on_no_fit": {"type": "bool", "default": True},
         },
         required_one_of=[["model", "model_path"], ["accelerator", "accelerator_memory_gib"]],

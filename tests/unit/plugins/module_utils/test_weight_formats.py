@@ -55,7 +55,7 @@ QUANT_CONFIGS = [
         ("fp8", [128, 128]),
     ),
     ("compressed-tensors W8A8 INT8", _ct({"num_bits": 8, "type": "int", "strategy": "channel"}), ("int8", None)),
-    ("compressed-tensors W4A16", _ct({"num_bits": 4, "type": "int", "group_size": 128}), ("int4", None)),
+    ("compressed-tensors W4A16", _ct({"num_bits": 4, "type": "int", "group_size": 128}), ("int4", [128, 1])),
     ("compressed-tensors NVFP4", _ct({"num_bits": 4, "type": "float", "group_size": 16}), ("nvfp4", None)),
     ("AWQ", {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True}, ("int4", None, "awq")),
     ("GPTQ", {"quant_method": "gptq", "bits": 4, "group_size": 128}, ("int4", None, "gptq")),
