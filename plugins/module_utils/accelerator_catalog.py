@@ -260,14 +260,14 @@ _ALIASES = {
 }
 
 
+_BY_LOWER = {known.lower(): known for known in ACCELERATORS}
+
+
 def resolve(name):
     if not name:
         return None
-    key = str(name).strip()
-    for known in ACCELERATORS:
-        if known.lower() == key.lower():
-            return known
-    return _ALIASES.get(key.lower())
+    key = str(name).strip().lower()
+    return _BY_LOWER.get(key) or _ALIASES.get(key)
 
 
 def get(name):

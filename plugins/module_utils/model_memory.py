@@ -280,6 +280,7 @@ class ModelShape:
             self.lin_v_dim = _int(cfg, "linear_value_head_dim")
             self.lin_conv = _int(cfg, "linear_conv_kernel_dim")
         self.attn_gate = bool(cfg.get("attn_output_gate", self.model_type == "qwen3_next"))
+        self.hybrid = any(kind != "full" for kind in self.attn_types)
         # prefix sums per attention type let a pipeline stage count its layers in O(1)
         self._type_prefix = {}
         for kind in ("full", "sliding", "chunked", "linear"):
@@ -307,9 +308,17 @@ class ModelShape:
         channels = 2 * self.lin_k_heads * self.lin_k_dim + self.lin_v_heads * self.lin_v_dim
         return int(recurrent + channels * (self.lin_conv - 1) * conv_bytes)
 
+    def latent_bytes(self, kv_bytes=2.0):
+        """KV bytes per token and layer before the indexer. DeepSeek-V3.2's FP8 cache is FlashMLA's sparse
+        format: 512 FP8 latent values, one fp32 scale per 128 of them and the 64 RoPE dims kept in BF16
+        (656 bytes: SGLang NSATokenToKVPool, vLLM fp8_ds_mla)."""
+        if self.is_mla and self.index_head_dim and kv_bytes == 1.0:
+            return self.kv_lora_rank + (self.kv_lora_rank // 128) * 4 + self.qk_rope_head_dim * 2
+        return self.kv_elements_per_token_per_layer() * kv_bytes
+
     def attention_bytes_per_token_per_layer(self, kv_bytes=2.0):
         """What one token adds to one softmax-attention layer's cache, unsharded (indexer included)."""
-        return self.kv_elements_per_token_per_layer() * kv_bytes + self.indexer_bytes_per_token_per_layer()
+        return self.latent_bytes(kv_bytes) + self.indexer_bytes_per_token_per_layer()
 
     def sequence_kv_bytes(self, context, kv_bytes=2.0, state_bytes=2.0):
         """Exact cache of one sequence of ``context`` tokens: full layers grow with it, window/chunk layers

@@ -37,6 +37,12 @@ ENGINES = ("sglang", "vllm")
 # vLLM's gpu_memory_utilization also covers activations (profiled peak), CUDA graphs and
 # NCCL buffers; SGLang's mem_fraction_static covers only weights + KV pool.
 VLLM_RUNTIME_RESERVE_GIB = 2.0
+# SGLang sizes the pool as (free memory after loading) - total x (1 - mem_fraction_static)
+# (ModelRunner.profile_max_num_token, python/sglang/srt/model_executor/model_runner.py), so whatever the
+# process holds besides the weights when it measures (CUDA context, NCCL communicators, custom all-reduce
+# buffers, cuBLAS workspaces) comes out of the pool: 2 GiB, the gap in the published Qwen3-235B-FP8 TP4
+# log of tests/unit/plugins/module_utils/test_capacity_logs.py.
+SGLANG_RUNTIME_RESERVE_GIB = 2.0
 VLLM_DEFAULT_MEMORY_FRACTION = 0.9
 MIN_CONTEXT = 4096
 MAX_TOKENS = 1 << 40  # a stage without any per-token cache (all linear attention, no state): unbounded
@@ -74,12 +80,14 @@ class _Context:
         self.fraction_override = request.get("memory_fraction")
         shape = self.shape
         self.kv_per_layer_elements = shape.kv_elements_per_token_per_layer()
-        self.reserve = VLLM_RUNTIME_RESERVE_GIB * GIB if self.engine == "vllm" else 0.0
+        self.reserve = (VLLM_RUNTIME_RESERVE_GIB if self.engine == "vllm" else SGLANG_RUNTIME_RESERVE_GIB) * GIB
         # gated DeltaNet state dtype: SGLang keeps the recurrent state in fp32 (--mamba-ssm-dtype float32),
         # vLLM in the model dtype (mamba_ssm_cache_dtype auto)
         self.state_bytes = (4.0 if self.engine == "sglang" else 2.0) if "linear" in shape.attn_types else 0.0
         self.state_context = float(request.get("context_length") or shape.max_context)
-        self.hybrid = any(kind != "full" for kind in shape.attn_types)
+        self.hybrid = shape.hybrid
+        self.indexer_bytes = shape.indexer_bytes_per_token_per_layer()
+        self.state_per_layer = shape.linear_state_bytes(self.state_bytes, 2.0) if self.state_bytes else 0.0
         self.seq_tokens = None
         # speculative decoding with the model's MTP layers loads them (weights and one more KV layer each)
         self.mtp_layers = shape.nextn_layers if request.get("speculative_mtp") else 0
@@ -217,7 +225,13 @@ class _Context:
     def weights_total(self):
         """Weight bytes of one replica."""
         if not hasattr(self, "_weights_total"):
-            self._weights_total = total_weight_bytes(self.shape, self.weight_dtype) * self.scale
+            key = ("total", self.shape_key, self.weight_dtype)
+            if self.shape_key is not None and key in _PARTS:
+                self._weights_total = _PARTS[key]
+            else:
+                self._weights_total = total_weight_bytes(self.shape, self.weight_dtype) * self.scale
+                if self.shape_key is not None:
+                    _PARTS[key] = self._weights_total
         return self._weights_total
 
     # --- layouts -------------------------------------------------------------------------------
@@ -354,12 +368,12 @@ class _Context:
         moe = layer_bytes(parts["moe"]) if "moe" in parts else 0.0
         linear_delta = layer_bytes(parts["linear_delta"]) if "linear_delta" in parts else 0.0
         if shape.is_mla:
-            kv_layer = self.kv_per_layer_elements * self.kv_bytes  # the latent is replicated on every TP rank
+            kv_layer = shape.latent_bytes(self.kv_bytes)  # the latent is replicated on every TP rank
         else:
             kv_layer = 2 * shape.head_dim * max(1, shape.kv_heads // attn_tp) * self.kv_bytes
-        kv_layer += shape.indexer_bytes_per_token_per_layer()  # DeepSeek-V3.2, replicated like the latent
+        kv_layer += self.indexer_bytes  # DeepSeek-V3.2, replicated like the latent
         # gated DeltaNet state per sequence and layer, its heads split by TP; spread over the target context
-        state = shape.linear_state_bytes(self.state_bytes, 2.0) / attn_tp if self.state_bytes else 0.0
+        state = self.state_per_layer / attn_tp
         usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve
         worst_weights, tokens, seq, count = 0.0, None, None, None
         base, extra = divmod(shape.layers, pp)
@@ -425,6 +439,8 @@ class _Context:
     def _token_layers(self, start, stop, last):
         """Layers whose cache a token of the engine's token pool occupies (window layers: see the docs)."""
         shape = self.shape
+        if not self.hybrid:  # every layer is full attention: the common case, kept cheap
+            return stop - start + (self.mtp_layers if last else 0)
         full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
         bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
         if bounded and full and self.engine == "sglang":
