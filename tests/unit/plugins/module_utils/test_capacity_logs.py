@@ -102,6 +102,25 @@ ROWS = [
         "compare": "explained: memory fraction not logged",
     },
     {
+        "id": "sglang-qwen3-30b-a3b-amd-288g",
+        "source": "https://github.com/sgl-project/sglang/pull/18263 (SGLang main, 2026-07, an AMD GPU of 287 GiB)",
+        "engine_version": "SGLang main of 2026-07 with PR 18263",
+        "log": "Load weight end. avail mem=230.20 GB, mem usage=56.98 GB / "
+        "KV Cache is allocated. dtype: torch.bfloat16, #tokens: 1669816, K size: 76.44 GB, V size: 76.44 GB",
+        "request": {
+            "model": "Qwen/Qwen3-30B-A3B-Instruct-2507",
+            "accelerator_memory_gib": 230.20 + 56.98,  # not a catalog accelerator: its memory from the log
+            "accelerators_per_node": 1,
+            "engine": "sglang",
+            "memory_fraction": 0.911,
+            "context_length": 32768,
+        },
+        "tokens": 1669816,
+        "pool_gib": 76.44 + 76.44,
+        # the PR caps the pool to leave room for the AITER attention workspace (51.75 GB in the same log)
+        "compare": "explained: AITER attention workspace reserved by the PR",
+    },
+    {
         "id": "vllm-gpt-oss-20b-a100",
         "source": "https://myoceane.fr/index.php/ai-vllm-a100-gemma-4/ (vLLM 0.19.0, A100 80GB)",
         "engine_version": "vLLM 0.19.0",
