@@ -490,8 +490,18 @@ def _architecture(config):
     return {key: value for key, value in config.items() if key not in ("quantization_config", "torch_dtype")}
 
 
+_VARIANTS = {}
+
+
 def variants(model_id, weight_format):
     """Catalog ids with the same architecture as ``model_id`` whose checkpoint is ``weight_format``."""
+    key = (model_id, weight_format)
+    if key not in _VARIANTS:
+        _VARIANTS[key] = _find_variants(model_id, weight_format)
+    return list(_VARIANTS[key])
+
+
+def _find_variants(model_id, weight_format):
     from ansible_collections.llmops.inference.plugins.module_utils.model_memory import ModelShape
 
     arch = _architecture(MODELS[model_id]["config"])

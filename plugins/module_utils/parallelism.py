@@ -86,6 +86,7 @@ class _Context:
         self.state_bytes = (4.0 if self.engine == "sglang" else 2.0) if "linear" in shape.attn_types else 0.0
         self.state_context = float(request.get("context_length") or shape.max_context)
         self.hybrid = shape.hybrid
+        self._evaluated = {}
         self.indexer_bytes = shape.indexer_bytes_per_token_per_layer()
         self.state_per_layer = shape.linear_state_bytes(self.state_bytes, 2.0) if self.state_bytes else 0.0
         self.seq_tokens = None
@@ -348,6 +349,15 @@ class _Context:
 
     def evaluate(self, tp, pp, dp=1, adp=1, ep=1):
         """Weights (bytes, heaviest stage) and KV tokens one attention domain holds."""
+        key = (tp, pp, dp, adp, ep)
+        cached = self._evaluated.get(key)
+        if cached is None:
+            cached = self._evaluate(tp, pp, dp, adp, ep)
+            cached = self._evaluated[key] = cached + (self.seq_tokens, self.seq_count)
+        self.seq_tokens, self.seq_count = cached[3], cached[4]
+        return cached[:3]
+
+    def _evaluate(self, tp, pp, dp, adp, ep):
         shape, parts = self.shape, self.parts
         attn_tp = tp // adp
         moe_group, _unused = self.moe_split(tp, dp, ep)
@@ -377,6 +387,30 @@ class _Context:
         usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve
         worst_weights, tokens, seq, count = 0.0, None, None, None
         base, extra = divmod(shape.layers, pp)
+        if not self.hybrid and not self.mtp_layers and not linear_delta:
+            # every layer full attention (the common case): the same arithmetic without the hybrid terms
+            start = 0
+            head, tail = parts["embed"] / tp, parts["lm_head"] / tp + parts["final_norm"]
+            if shape.tie_embeddings and pp > 1:
+                tail += head
+            for stage in range(pp):
+                stop = start + base + (1 if stage < extra else 0)
+                n_moe = shape.moe_layers_in(start, stop)
+                weights = (stop - start - n_moe) * dense + n_moe * moe
+                if stage == 0:
+                    weights += head
+                if stage == pp - 1:
+                    weights += tail
+                weights *= self.scale
+                if weights > worst_weights:
+                    worst_weights = weights
+                free = usable - weights
+                stage_tokens = int(free // (kv_layer * (stop - start))) if free > 0 else 0
+                if tokens is None or stage_tokens < tokens:
+                    tokens = stage_tokens
+                start = stop
+            self.seq_tokens, self.seq_count = tokens, None
+            return worst_weights, tokens, usable
         start = 0
         for stage in range(pp):
             stop = start + base + (1 if stage < extra else 0)
