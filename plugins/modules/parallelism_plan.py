@@ -135,7 +135,7 @@ options:
   speculative_mtp:
     description:
       - Plan memory for speculative decoding with the model's own multi-token-prediction layers (DeepSeek
-        V3/R1/V3.x, GLM-4.5/4.6, Qwen3-Next): their weights and one more KV layer each. The speculative
+        V3/R1/V3.x, GLM-4.5/4.6, Qwen3-Next) - their weights and one more KV layer each. The speculative
         decoding flags themselves are the serving role's to add.
     type: bool
     default: false
