@@ -335,15 +335,16 @@ class _Context:
             has_dense = shape.moe_layers_in(0, shape.layers) < shape.layers
             if has_dense and (shape.intermediate % tp or (shape.intermediate // tp) % self.block_n):
                 return (
-                    "tensor_parallel=%d splits the FP8 MLP (intermediate %d) into shards that are not whole "
-                    "%d-wide quantization blocks" % (tp, shape.intermediate, self.block_n)
+                    "tensor_parallel=%d splits the %s MLP (intermediate %d) into shards that are not whole "
+                    "%d-wide quantization blocks" % (tp, self.weight_dtype.upper(), shape.intermediate, self.block_n)
                 )
             if shape.is_moe:
                 moe_tp = self.moe_split(tp, dp, ep)[1]
                 if (shape.moe_intermediate // moe_tp) % self.block_n:
                     return (
-                        "TP %d splits each FP8 expert (intermediate %d) into shards that are not whole %d-wide "
-                        "quantization blocks; use expert_parallel" % (moe_tp, shape.moe_intermediate, self.block_n)
+                        "TP %d splits each %s expert (intermediate %d) into shards that are not whole %d-wide "
+                        "quantization blocks; use expert_parallel"
+                        % (moe_tp, self.weight_dtype.upper(), shape.moe_intermediate, self.block_n)
                     )
         return None
 
@@ -717,8 +718,8 @@ def plan(request):
     ep = ep_o if ep_o is not None else ctx._auto_ep(tp, dp)
     if ep > 1 and ep_o is None:
         warnings.append(
-            "expert parallel %d enabled: splitting each FP8 expert by TP would break its 128-wide "
-            "quantization blocks" % ep
+            "expert parallel %d enabled: splitting each %s expert by TP would break its %d-wide "
+            "quantization blocks" % (ep, ctx.weight_dtype.upper(), ctx.block_n)
         )
     reason = ctx.illegal(tp, pp, dp, adp, ep)
     if reason:
