@@ -65,23 +65,26 @@ def main():
     accelerator_catalog, model_catalog, parallelism = import_planner()
     requests = list(configurations(accelerator_catalog, model_catalog, args.count))
     fits = errors = 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for request in requests:
         try:
             fits += parallelism.plan(request)["fits"]
         except parallelism.LlmopsError:
             errors += 1
     elapsed = time.perf_counter() - start
-    print("| configurations | fit | no fit | refused | total s | per plan ms | target |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    # CPU seconds too: on a shared, loaded machine the wall clock also counts other processes' time
+    cpu = time.process_time() - cpu_start
+    print("| configurations | fit | no fit | refused | total s | cpu s | per plan ms | target |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     print(
-        "| %d | %d | %d | %d | %.3f | %.3f | < 2 s: %s |"
+        "| %d | %d | %d | %d | %.3f | %.3f | %.3f | < 2 s: %s |"
         % (
             len(requests),
             fits,
             len(requests) - fits - errors,
             errors,
             elapsed,
+            cpu,
             1000 * elapsed / len(requests),
             "met" if elapsed < 2.0 else "MISSED",
         )

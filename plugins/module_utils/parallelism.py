@@ -16,11 +16,16 @@ __metaclass__ = type
 
 import math
 
-from ansible_collections.llmops.inference.plugins.module_utils import accelerator_catalog, model_catalog
+from ansible_collections.llmops.inference.plugins.module_utils import (
+    accelerator_catalog,
+    model_catalog,
+    weight_formats,
+)
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.model_memory import (
     GIB,
     KV_CACHE_DTYPES,
+    SGLANG_SWA_FULL_TOKENS_RATIO,
     WEIGHT_DTYPES,
     ModelShape,
     component_bytes,
@@ -32,8 +37,15 @@ ENGINES = ("sglang", "vllm")
 # vLLM's gpu_memory_utilization also covers activations (profiled peak), CUDA graphs and
 # NCCL buffers; SGLang's mem_fraction_static covers only weights + KV pool.
 VLLM_RUNTIME_RESERVE_GIB = 2.0
+# SGLang sizes the pool as (free memory after loading) - total x (1 - mem_fraction_static)
+# (ModelRunner.profile_max_num_token, python/sglang/srt/model_executor/model_runner.py), so whatever the
+# process holds besides the weights when it measures (CUDA context, NCCL communicators, custom all-reduce
+# buffers, cuBLAS workspaces) comes out of the pool: 2 GiB, the gap in the published Qwen3-235B-FP8 TP4
+# log of tests/unit/plugins/module_utils/test_capacity_logs.py.
+SGLANG_RUNTIME_RESERVE_GIB = 2.0
 VLLM_DEFAULT_MEMORY_FRACTION = 0.9
 MIN_CONTEXT = 4096
+MAX_TOKENS = 1 << 40  # a stage without any per-token cache (all linear attention, no state): unbounded
 MAX_SEARCH_NODES = 64
 DEFAULT_ACCELERATORS_PER_NODE = 8
 
@@ -68,7 +80,26 @@ class _Context:
         self.fraction_override = request.get("memory_fraction")
         shape = self.shape
         self.kv_per_layer_elements = shape.kv_elements_per_token_per_layer()
-        self.reserve = VLLM_RUNTIME_RESERVE_GIB * GIB if self.engine == "vllm" else 0.0
+        self.reserve = (VLLM_RUNTIME_RESERVE_GIB if self.engine == "vllm" else SGLANG_RUNTIME_RESERVE_GIB) * GIB
+        # gated DeltaNet state dtype: SGLang keeps the recurrent state in fp32 (--mamba-ssm-dtype float32),
+        # vLLM in the model dtype (mamba_ssm_cache_dtype auto)
+        self.state_bytes = (4.0 if self.engine == "sglang" else 2.0) if "linear" in shape.attn_types else 0.0
+        self.state_context = float(request.get("context_length") or shape.max_context)
+        self.hybrid = shape.hybrid
+        self._evaluated = {}
+        self.indexer_bytes = shape.indexer_bytes_per_token_per_layer()
+        self.state_per_layer = shape.linear_state_bytes(self.state_bytes, 2.0) if self.state_bytes else 0.0
+        self.seq_tokens = None
+        # speculative decoding with the model's MTP layers loads them (weights and one more KV layer each)
+        self.mtp_layers = shape.nextn_layers if request.get("speculative_mtp") else 0
+        if request.get("speculative_mtp") and not shape.nextn_layers:
+            raise LlmopsError("speculative_mtp: %s has no multi-token-prediction layers" % self.model_id)
+        self.mtp_extra = 0.0
+        if self.mtp_layers:
+            from_checkpoint = shape.mtp_parameters() / shape.nextn_layers - sum(
+                shape.parameter_counts()["moe" if shape.is_moe else "dense"].values()
+            )
+            self.mtp_extra = from_checkpoint * 2.0  # projection, norms (and embedding copies) in 16 bit
 
     def _load_model(self, request):
         model, model_path = request.get("model"), request.get("model_path")
@@ -110,7 +141,10 @@ class _Context:
             self.accelerator["memory_gib"] = float(memory_gib)
         self.memory_bytes = self.accelerator["memory_gib"] * GIB
         per_node = request.get("accelerators_per_node")
-        self.per_node = DEFAULT_ACCELERATORS_PER_NODE if per_node is None else int(per_node)
+        default_per_node = self.accelerator.get("per_node", DEFAULT_ACCELERATORS_PER_NODE)
+        self.per_node = default_per_node if per_node is None else int(per_node)
+        # NVL72: NVLink joins the trays of one rack, so TP may span nodes inside it without IB/RoCE
+        self.nvlink_domain = self.accelerator.get("nvlink_domain") or 0
         self.nodes = 1 if request.get("nodes") is None else int(request["nodes"])
         if self.per_node < 1 or self.nodes < 1:
             raise LlmopsError(
@@ -124,7 +158,9 @@ class _Context:
             )
         self.intra_link = intra
         self.inter_link = request.get("inter_node_link")
-        if self.nodes > 1 and not self.inter_link:
+        if self.nodes > 1 and not self.inter_link and self.nvlink_domain:
+            self.inter_link = "nvlink"  # the trays of an NVL72 rack share one NVLink fabric
+        elif self.nodes > 1 and not self.inter_link:
             self.warnings.append(
                 "inter_node_link not given: assuming tcp, so tensor parallel stays inside a node; "
                 "set ib or roce to allow TP across nodes"
@@ -145,19 +181,20 @@ class _Context:
                 "fp8_cast_bf16.py) - INT8 W8A8 weights (weight_dtype int8) need half of that" % acc["id"]
             )
             dtype = "bf16"
-        if dtype == "fp8" and not acc.get("fp8", True):
-            self.warnings.append(
-                "%s (%s) has no FP8 tensor cores: FP8 weights run through weight-only (W8A16) kernels where the "
-                "engine has them (vLLM Marlin); SGLang's guidance for A100/A800 is BF16 or INT8 weights"
-                % (acc["id"], acc.get("arch"))
-            )
+        # can this engine run these weights on this hardware? (weight_formats.py has the table and sources)
+        method = shape.quant_method if dtype == checkpoint else ""
+        verdict, why = weight_formats.support(dtype, method, acc, request["engine"])
+        self.format_refusal = why if verdict == "refused" else None
+        if verdict == "emulated":
+            self.warnings.append(why)
         self.online_fp8 = dtype == "fp8" and checkpoint != "fp8"
-        if dtype in ("int8", "int4") and checkpoint != dtype:
+        if dtype in ("int8", "int4", "mxfp4", "nvfp4") and checkpoint != dtype:
+            kinds = {"int4": "AWQ/GPTQ", "int8": "W8A8", "mxfp4": "MXFP4", "nvfp4": "NVFP4"}
             self.warnings.append(
                 "weight_dtype %s needs a pre-quantized checkpoint (%s); %s is %s"
-                % (dtype, "AWQ/GPTQ" if dtype == "int4" else "W8A8", self.model_id, checkpoint)
+                % (dtype, kinds[dtype], self.model_id, checkpoint)
             )
-        if dtype in ("bf16", "fp16") and checkpoint in ("fp8", "int8", "int4"):
+        if dtype in ("bf16", "fp16") and checkpoint in ("fp8", "int8", "int4", "mxfp4", "nvfp4"):
             self.warnings.append(
                 "weight_dtype %s needs a dequantized %s checkpoint; %s ships %s"
                 % (dtype, dtype, self.model_id, checkpoint)
@@ -169,7 +206,7 @@ class _Context:
         self.kv_cache_dtype = "fp16" if kv == "auto" and dtype == "fp16" else ("bf16" if kv == "auto" else kv)
         self.kv_bytes = 1.0 if kv == "fp8" else 2.0
         # block-quantized FP8 keeps its block shape: every TP shard of a quantized matrix must be whole blocks
-        self.block_n = shape.fp8_block[0] if (dtype == "fp8" and checkpoint == "fp8" and shape.fp8_block) else 0
+        self.block_n = shape.quant_block[0] if (dtype == checkpoint and shape.quant_block) else 0
         key = (self.shape_key, dtype)
         if self.shape_key is not None and key in _PARTS:
             self.parts, self.scale = _PARTS[key]
@@ -189,7 +226,13 @@ class _Context:
     def weights_total(self):
         """Weight bytes of one replica."""
         if not hasattr(self, "_weights_total"):
-            self._weights_total = total_weight_bytes(self.shape, self.weight_dtype) * self.scale
+            key = ("total", self.shape_key, self.weight_dtype)
+            if self.shape_key is not None and key in _PARTS:
+                self._weights_total = _PARTS[key]
+            else:
+                self._weights_total = total_weight_bytes(self.shape, self.weight_dtype) * self.scale
+                if self.shape_key is not None:
+                    _PARTS[key] = self._weights_total
         return self._weights_total
 
     # --- layouts -------------------------------------------------------------------------------
@@ -256,7 +299,14 @@ class _Context:
             )
         if instance > per_node and per_node % tp and tp % per_node:
             return "TP %d does not line up with %d accelerators per node" % (tp, per_node)
-        if tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
+        if self.nvlink_domain and tp > per_node:
+            if tp > self.nvlink_domain:
+                return (
+                    "tensor_parallel=%d spans more than one NVLink domain of %s (%d GPUs): TP and EP stay "
+                    "inside a rack; use pipeline or data parallel across racks"
+                    % (tp, self.accelerator["id"], self.nvlink_domain)
+                )
+        elif tp > per_node and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
             return (
                 "tensor_parallel=%d spans nodes, which needs an ib or roce inter-node link (have %s); use "
                 "pipeline_parallel across nodes instead" % (tp, self.inter_link)
@@ -281,26 +331,43 @@ class _Context:
                     "vLLM sets the expert-parallel size to tensor_parallel x data_parallel (= %d): set "
                     "expert_parallel to %d or 1" % (tp * dp, tp * dp)
                 )
+            fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
+            if self.nvlink_domain and ep > self.nvlink_domain and not fast:
+                return "expert_parallel=%d spans more than one NVLink domain of %s (%d GPUs)" % (
+                    ep,
+                    self.accelerator["id"],
+                    self.nvlink_domain,
+                )
             if self.engine == "sglang" and tp % ep:
                 return "expert_parallel=%d must divide tensor_parallel=%d in SGLang" % (ep, tp)
         if self.block_n:
             has_dense = shape.moe_layers_in(0, shape.layers) < shape.layers
             if has_dense and (shape.intermediate % tp or (shape.intermediate // tp) % self.block_n):
                 return (
-                    "tensor_parallel=%d splits the FP8 MLP (intermediate %d) into shards that are not whole "
-                    "%d-wide quantization blocks" % (tp, shape.intermediate, self.block_n)
+                    "tensor_parallel=%d splits the %s MLP (intermediate %d) into shards that are not whole "
+                    "%d-wide quantization blocks" % (tp, self.weight_dtype.upper(), shape.intermediate, self.block_n)
                 )
             if shape.is_moe:
                 moe_tp = self.moe_split(tp, dp, ep)[1]
                 if (shape.moe_intermediate // moe_tp) % self.block_n:
                     return (
-                        "TP %d splits each FP8 expert (intermediate %d) into shards that are not whole %d-wide "
-                        "quantization blocks; use expert_parallel" % (moe_tp, shape.moe_intermediate, self.block_n)
+                        "TP %d splits each %s expert (intermediate %d) into shards that are not whole %d-wide "
+                        "quantization blocks; use expert_parallel"
+                        % (moe_tp, self.weight_dtype.upper(), shape.moe_intermediate, self.block_n)
                     )
         return None
 
     def evaluate(self, tp, pp, dp=1, adp=1, ep=1):
         """Weights (bytes, heaviest stage) and KV tokens one attention domain holds."""
+        key = (tp, pp, dp, adp, ep)
+        cached = self._evaluated.get(key)
+        if cached is None:
+            cached = self._evaluate(tp, pp, dp, adp, ep)
+            cached = self._evaluated[key] = cached + (self.seq_tokens, self.seq_count)
+        self.seq_tokens, self.seq_count = cached[3], cached[4]
+        return cached[:3]
+
+    def _evaluate(self, tp, pp, dp, adp, ep):
         shape, parts = self.shape, self.parts
         attn_tp = tp // adp
         moe_group, _unused = self.moe_split(tp, dp, ep)
@@ -319,30 +386,111 @@ class _Context:
 
         dense = layer_bytes(parts["dense"])
         moe = layer_bytes(parts["moe"]) if "moe" in parts else 0.0
+        linear_delta = layer_bytes(parts["linear_delta"]) if "linear_delta" in parts else 0.0
         if shape.is_mla:
-            kv_layer = self.kv_per_layer_elements * self.kv_bytes  # the latent is replicated on every TP rank
+            kv_layer = shape.latent_bytes(self.kv_bytes)  # the latent is replicated on every TP rank
         else:
             kv_layer = 2 * shape.head_dim * max(1, shape.kv_heads // attn_tp) * self.kv_bytes
+        kv_layer += self.indexer_bytes  # DeepSeek-V3.2, replicated like the latent
+        # gated DeltaNet state per sequence and layer, its heads split by TP; spread over the target context
+        state = self.state_per_layer / attn_tp
         usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve
-        worst_weights, tokens = 0.0, None
+        worst_weights, tokens, seq, count = 0.0, None, None, None
         base, extra = divmod(shape.layers, pp)
+        if not self.hybrid and not self.mtp_layers and not linear_delta:
+            # every layer full attention (the common case): the same arithmetic without the hybrid terms
+            start = 0
+            head, tail = parts["embed"] / tp, parts["lm_head"] / tp + parts["final_norm"]
+            if shape.tie_embeddings and pp > 1:
+                tail += head
+            for stage in range(pp):
+                stop = start + base + (1 if stage < extra else 0)
+                n_moe = shape.moe_layers_in(start, stop)
+                weights = (stop - start - n_moe) * dense + n_moe * moe
+                if stage == 0:
+                    weights += head
+                if stage == pp - 1:
+                    weights += tail
+                weights *= self.scale
+                if weights > worst_weights:
+                    worst_weights = weights
+                free = usable - weights
+                stage_tokens = int(free // (kv_layer * (stop - start))) if free > 0 else 0
+                if tokens is None or stage_tokens < tokens:
+                    tokens = stage_tokens
+                start = stop
+            self.seq_tokens, self.seq_count = tokens, None
+            return worst_weights, tokens, usable
         start = 0
         for stage in range(pp):
             stop = start + base + (1 if stage < extra else 0)
             n_moe = shape.moe_layers_in(start, stop)
             weights = (stop - start - n_moe) * dense + n_moe * moe
+            n_linear = shape.layers_of_type("linear", start, stop) if linear_delta or state else 0
+            weights += n_linear * linear_delta
             if stage == 0:
                 weights += parts["embed"] / tp
             if stage == pp - 1:
                 weights += parts["lm_head"] / tp + parts["final_norm"]
                 if shape.tie_embeddings and pp > 1:
                     weights += parts["embed"] / tp
+                weights += self.mtp_layers * ((moe if shape.is_moe else dense) + self.mtp_extra / tp)
             weights *= self.scale
             worst_weights = max(worst_weights, weights)
-            stage_tokens = int(max(usable - weights, 0.0) // (kv_layer * (stop - start)))
+            per_token = kv_layer * self._token_layers(start, stop, stage == pp - 1)
+            per_token += n_linear * state / self.state_context
+            free = max(usable - weights, 0.0)
+            stage_tokens = int(free // per_token) if per_token else MAX_TOKENS
             tokens = stage_tokens if tokens is None else min(tokens, stage_tokens)
+            if self.hybrid:
+                stage_seq = self._sequence_tokens(free, kv_layer, state, start, stop, stage == pp - 1)
+                one = self._sequence_bytes(kv_layer, state, start, stop, stage == pp - 1)
+                stage_count = int(free // one) if one else MAX_TOKENS
+                count = stage_count if count is None else min(count, stage_count)
+            else:
+                stage_seq = stage_tokens
+            seq = stage_seq if seq is None else min(seq, stage_seq)
             start = stop
+        self.seq_tokens = seq
+        self.seq_count = count  # sequences of the target context one domain holds (hybrid models)
         return worst_weights, tokens, usable
+
+    def _sequence_tokens(self, free, kv_layer, state, start, stop, last):
+        """Longest single sequence a stage holds: full layers grow with it, window/chunk layers stop at
+        their bound, linear-attention layers hold their state once."""
+        shape = self.shape
+        full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
+        bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
+        free -= shape.layers_of_type("linear", start, stop) * state
+        window = max(shape.window, shape.chunk)
+        if free <= 0:
+            return 0
+        if bounded * window * kv_layer <= free and full:
+            return int((free - bounded * window * kv_layer) // (full * kv_layer))
+        if bounded * window * kv_layer <= free:
+            return MAX_TOKENS
+        return int(free // ((full + bounded) * kv_layer))
+
+    def _sequence_bytes(self, kv_layer, state, start, stop, last):
+        """Cache of one sequence of the target context in a stage (per accelerator)."""
+        shape = self.shape
+        context = self.state_context
+        full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
+        window = min(context, max(shape.window, shape.chunk) or context)
+        bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
+        return (full * context + bounded * window) * kv_layer + shape.layers_of_type("linear", start, stop) * state
+
+    def _token_layers(self, start, stop, last):
+        """Layers whose cache a token of the engine's token pool occupies (window layers: see the docs)."""
+        shape = self.shape
+        if not self.hybrid:  # every layer is full attention: the common case, kept cheap
+            return stop - start + (self.mtp_layers if last else 0)
+        full = shape.layers_of_type("full", start, stop) + (self.mtp_layers if last else 0)
+        bounded = shape.layers_of_type("sliding", start, stop) + shape.layers_of_type("chunked", start, stop)
+        if bounded and full and self.engine == "sglang":
+            # SGLang's hybrid SWA pool: the window layers get swa_full_tokens_ratio x the full pool's tokens
+            return full + SGLANG_SWA_FULL_TOKENS_RATIO * bounded
+        return full + bounded  # vLLM sizes every attention layer's blocks alike (its hybrid allocator)
 
     def candidates(self, nodes, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
         """Legal (tp, pp) pairs, most preferred first: fewest accelerators, then the engine's preferred split."""
@@ -354,6 +502,7 @@ class _Context:
                 self.per_node,
                 nodes,
                 self.inter_link,
+                self.nvlink_domain,
                 self.engine,
                 tp_only,
                 pp_only,
@@ -364,7 +513,7 @@ class _Context:
                 return _CANDIDATES[key]
         per_node = self.per_node
         max_gpus = per_node * nodes
-        fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS
+        fast = self.inter_link in accelerator_catalog.FAST_INTER_NODE_LINKS or bool(self.nvlink_domain)
         dp, adp, ep_fixed = fixed or (1, 1, None)
         found = []
         tps = (
@@ -438,7 +587,8 @@ def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=Non
     fallback = None
     for tp, pp in ctx.candidates(nodes, tp_only, pp_only, gpus_only, fixed):
         ep = ep_fixed if ep_fixed is not None else ctx._auto_ep(tp, dp)
-        weights, tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+        weights, _tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+        tokens = ctx.seq_tokens  # the longest sequence (the pool's tokens unless layers are bounded)
         if weights > usable:
             continue
         if tokens >= target:
@@ -458,6 +608,70 @@ def _smallest_cluster(ctx, target):
         if ok:
             return nodes, found
     return None, None
+
+
+_OVERRIDES = ("tensor_parallel", "pipeline_parallel", "data_parallel", "expert_parallel", "attention_data_parallel")
+
+
+def _alternatives(request, ctx):
+    """What runs instead, in numbers: an INT8 checkpoint, BF16 weights, the other engine's fallback."""
+    base = {key: value for key, value in request.items() if key not in _OVERRIDES}
+    base["weight_dtype"] = None
+    base["_nested"] = True
+    options = []
+    other = [engine for engine in ENGINES if engine != ctx.engine][0]
+    candidates = []
+    if ctx.shape_key is not None:
+        for variant in model_catalog.variants(ctx.model_id, "int8"):
+            method = ModelShape(model_catalog.MODELS[variant]["config"], name=variant).quant_method
+            if weight_formats.support("int8", method, ctx.accelerator, ctx.engine)[0] != "refused":
+                candidates.append(("INT8 W8A8 checkpoint %s" % variant, dict(base, model=variant)))
+    if not candidates and ctx.weight_dtype != "int8":
+        candidates.append(("an INT8 W8A8 checkpoint (weight_dtype int8)", dict(base, weight_dtype="int8")))
+    fp8 = weight_formats.support("fp8", "", ctx.accelerator, ctx.engine)[0] == weight_formats.NATIVE
+    if ctx.weight_dtype in ("mxfp4", "nvfp4") and fp8:
+        candidates.append(("an FP8 checkpoint", dict(base, weight_dtype="fp8")))
+    if ctx.weight_dtype not in ("bf16", "fp16"):
+        candidates.append(("BF16 weights", dict(base, weight_dtype="bf16")))
+    method = ctx.shape.quant_method if ctx.weight_dtype == ctx.shape.checkpoint_dtype else ""
+    verdict = weight_formats.support(ctx.weight_dtype, method, ctx.accelerator, other)[0]
+    if verdict != "refused":
+        label = "%s %s with these %s weights%s" % (
+            other,
+            weight_formats.ENGINE_VERSIONS[other],
+            ctx.weight_dtype.upper(),
+            " (weight-only kernels)" if verdict == "emulated" else "",
+        )
+        candidates.append((label, dict(base, engine=other, weight_dtype=ctx.weight_dtype)))
+    for label, alternative in candidates:
+        try:
+            result = plan(alternative)
+        except LlmopsError:
+            continue
+        if result["fits"]:
+            options.append(
+                "%s: %s GiB of weights, fits %d x %d %s (TP %d, PP %d), %d KV tokens"
+                % (
+                    label,
+                    _fmt(result["weights_gib_total"]),
+                    result["nodes"],
+                    result["accelerators_per_node"],
+                    ctx.accelerator["id"],
+                    result["tensor_parallel"],
+                    result["pipeline_parallel"],
+                    result["kv_cache_tokens"],
+                )
+            )
+        elif result["reasons"]:
+            tail = result["reasons"][0].rsplit("; ", 1)[-1]
+            options.append("%s: %s GiB of weights, %s" % (label, _fmt(result["weights_gib_total"]), tail))
+    return "alternatives: " + (" | ".join(options) if options else "none found in the catalog")
+
+
+def _sequences(ctx, pool_tokens, context):
+    if ctx.hybrid and ctx.seq_count is not None and context == int(ctx.state_context):
+        return ctx.seq_count
+    return pool_tokens // context
 
 
 def _fmt(value):
@@ -513,8 +727,8 @@ def plan(request):
     ep = ep_o if ep_o is not None else ctx._auto_ep(tp, dp)
     if ep > 1 and ep_o is None:
         warnings.append(
-            "expert parallel %d enabled: splitting each FP8 expert by TP would break its 128-wide "
-            "quantization blocks" % ep
+            "expert parallel %d enabled: splitting each %s expert by TP would break its %d-wide "
+            "quantization blocks" % (ep, ctx.weight_dtype.upper(), ctx.block_n)
         )
     reason = ctx.illegal(tp, pp, dp, adp, ep)
     if reason:
@@ -524,7 +738,9 @@ def plan(request):
         reason = ctx.illegal(tp, pp, dp, adp, ep)
         if reason:
             raise LlmopsError(reason)
-    weights, tokens_per_domain, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+    weights, pool_tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
+    # the longest sequence: the token pool, unless window/linear layers make a sequence cheaper than that
+    tokens_per_domain = ctx.seq_tokens
     fraction = ctx.memory_fraction(tp)
     accelerators_used = instance * dp
     nodes_used = max(1, int(math.ceil(accelerators_used / float(ctx.per_node))))
@@ -581,6 +797,11 @@ def plan(request):
                     "" if ctx.kv_bytes == 1.0 or ctx.is_ascend else " (or kv_cache_dtype fp8)",
                 )
             )
+    if ctx.format_refusal:
+        # the memory fits but the engine cannot run these weights here: refuse, with what would run
+        fits = False
+        extra = "" if request.get("_nested") else "; " + _alternatives(request, ctx)
+        reasons.insert(0, ctx.format_refusal + extra)
     if tp > 1 and ctx.intra_link == "pcie" and instance <= ctx.per_node:
         warnings.append("%s has no NVLink: tensor-parallel all-reduce runs over PCIe" % ctx.accelerator["id"])
 
@@ -611,10 +832,10 @@ def plan(request):
         "weight_dtype": ctx.weight_dtype,
         "kv_cache_dtype": ctx.kv_cache_dtype,
         "kv_bytes_per_token": shape.kv_bytes_per_token(ctx.kv_bytes),
-        "kv_cache_tokens": tokens_per_domain * adp,
+        "kv_cache_tokens": pool_tokens * adp,
         "max_context_length": max_context,
         "context_length": engine_context,
-        "max_concurrent_sequences": dp * adp * (tokens_per_domain // engine_context) if weights_fit else 0,
+        "max_concurrent_sequences": dp * adp * _sequences(ctx, pool_tokens, engine_context) if weights_fit else 0,
         "memory_fraction": fraction,
         # no flags for a plan that does not fit: nothing should be started from it
         "engine_args": engine_args(ctx, layout) if fits else [],

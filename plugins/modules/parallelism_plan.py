@@ -45,10 +45,18 @@ options:
     type: path
   weight_dtype:
     description:
-      - Dtype the weights are served in. V(auto) takes the checkpoint's (FP8 for DeepSeek-V3/R1).
-      - Embeddings, lm_head, norms and MoE routers stay 16-bit in FP8/INT8/INT4 checkpoints.
+      - Format the weights are served in. V(auto) takes the checkpoint's (FP8 for DeepSeek-V3/R1, MXFP4
+        for gpt-oss, read from C(quantization_config)).
+      - V(fp8) block (128x128) or per-channel scales; V(int8) W8A8 (per-channel or block scales);
+        V(int4) W4A16 (AWQ, GPTQ, compressed-tensors, group 128); V(mxfp4) 4-bit with one E8M0 scale per
+        32 values; V(nvfp4) 4-bit with one FP8 scale per 16 values.
+      - Embeddings, lm_head, norms and MoE routers stay 16-bit in quantized checkpoints, and so do the
+        modules the checkpoint's ignore list names.
+      - A format the engine has no kernels for on the accelerator (FP8 with SGLang below SM 8.9, NVFP4
+        with SGLang below SM 10.0, FP4 on Ascend) gives C(fits=false) with the alternatives in numbers;
+        one it runs through weight-only kernels (vLLM Marlin) gives a warning.
     type: str
-    choices: [auto, bf16, fp16, fp8, int8, int4]
+    choices: [auto, bf16, fp16, fp8, int8, int4, mxfp4, nvfp4]
     default: auto
   kv_cache_dtype:
     description: KV-cache dtype. V(auto) is the model's 16-bit dtype.
@@ -58,17 +66,21 @@ options:
   accelerator:
     description:
       - Catalog id (C(A100-40G), C(A100-80G), C(A800-80G), C(H100-80G), C(H800-80G), C(H20-96G),
-        C(H200-141G), C(B200), C(L40S), C(L20), C(RTX4090), C(A10-24G), C(Ascend-910B-64G),
+        C(H20-141G), C(H200-141G), C(B200), C(B300), C(GB200), C(GB300), C(RTX-PRO-6000-96G), C(L40S),
+        C(L20), C(RTX4090), C(A10-24G), C(Ascend-910B-64G), C(Ascend-910B3-64G), C(Ascend-910C-64G),
         C(Ascend-910B4-32G)).
+      - GB200/GB300 are NVL72 racks of 4-GPU trays; tensor and expert parallel may span the trays of one
+        rack (NVLink) but not racks.
       - One of O(accelerator) and O(accelerator_memory_gib) is required.
     type: str
   accelerator_memory_gib:
     description: Memory of one accelerator in GiB; overrides the catalog's value, or describes an accelerator not in it.
     type: float
   accelerators_per_node:
-    description: Accelerators in each node.
+    description:
+      - Accelerators in each node. Default the catalog's usual count - 8, 4 for a GB200/GB300 tray, 16 for
+        an Atlas 800I A3 (Ascend 910C) - or 8.
     type: int
-    default: 8
   nodes:
     description: The most nodes the plan may use.
     type: int
@@ -79,8 +91,9 @@ options:
     choices: [nvlink, pcie, hccs, ib, roce, tcp]
   inter_node_link:
     description:
-      - Link between nodes. Tensor parallel spans nodes only over V(ib) or V(roce); otherwise pipeline
-        parallel does. When omitted with O(nodes) > 1, V(tcp) is assumed (with a warning).
+      - Link between nodes. Tensor parallel spans nodes only over V(ib) or V(roce) (or inside an NVL72
+        rack's NVLink domain); otherwise pipeline parallel does. When omitted with O(nodes) > 1, V(tcp) is
+        assumed (with a warning), V(nvlink) for GB200/GB300 trays.
     type: str
     choices: [nvlink, pcie, hccs, ib, roce, tcp]
   engine:
@@ -119,6 +132,13 @@ options:
   attention_data_parallel:
     description: SGLang only - DP attention size (C(--dp-size N --enable-dp-attention)), dividing TP.
     type: int
+  speculative_mtp:
+    description:
+      - Plan memory for speculative decoding with the model's own multi-token-prediction layers (DeepSeek
+        V3/R1/V3.x, GLM-4.5/4.6, Qwen3-Next) - their weights and one more KV layer each. The speculative
+        decoding flags themselves are the serving role's to add.
+    type: bool
+    default: false
   fail_on_no_fit:
     description: Fail when the model does not fit. With V(false), return C(plan.fits=false) and C(plan.reasons).
     type: bool
@@ -128,9 +148,9 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Plan DeepSeek-R1 on two 8 x A800 nodes with SGLang
+- name: Plan DeepSeek-R1 (INT8; FP8 does not run on Ampere with SGLang) on two 8 x A800 nodes with SGLang
   llmops.inference.parallelism_plan:
-    model: deepseek-ai/DeepSeek-R1
+    model: meituan/DeepSeek-R1-Block-INT8
     accelerator: A800-80G
     accelerators_per_node: 8
     nodes: 2
@@ -262,12 +282,12 @@ def main():
             "weight_dtype": {
                 "type": "str",
                 "default": "auto",
-                "choices": ["auto", "bf16", "fp16", "fp8", "int8", "int4"],
+                "choices": ["auto", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4", "nvfp4"],
             },
             "kv_cache_dtype": {"type": "str", "default": "auto", "choices": ["auto", "bf16", "fp8"]},
             "accelerator": {"type": "str"},
             "accelerator_memory_gib": {"type": "float"},
-            "accelerators_per_node": {"type": "int", "default": 8},
+            "accelerators_per_node": {"type": "int"},
             "nodes": {"type": "int", "default": 1},
             "intra_node_link": {"type": "str", "choices": LINK_CHOICES},
             "inter_node_link": {"type": "str", "choices": LINK_CHOICES},
@@ -279,6 +299,7 @@ def main():
             "data_parallel": {"type": "int"},
             "expert_parallel": {"type": "int"},
             "attention_data_parallel": {"type": "int"},
+            "speculative_mtp": {"type": "bool", "default": False},
             "fail_on_no_fit": {"type": "bool", "default": True},
         },
         required_one_of=[["model", "model_path"], ["accelerator", "accelerator_memory_gib"]],

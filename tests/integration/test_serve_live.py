@@ -269,7 +269,7 @@ BAD_INPUT = {
     "plan does not fit": (
         "deepseek-r1-2x8-a800-sglang",
         {"llmops_nodes": 1},
-        "deepseek-ai/DeepSeek-R1 does not fit: needs 627 GiB for weights",
+        "meituan/DeepSeek-R1-Block-INT8 does not fit: needs 627 GiB for weights",
     ),
     "unknown engine": ("distill-1gpu", {"llmops_engine": "tgi"}, "unknown engine 'tgi'"),
     "missing credentials Secret": (

@@ -53,9 +53,10 @@ def test_rwo_with_two_nodes_gives_one_cache_per_pod():
     assert layout["init_container"]["command"][-1] == "wait"
     job = result["objects"][2]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in job["env"]}
-    # The inventory's downloader image now carries the ModelScope client: no PyPI mirror, no pip install at run
-    # time (issue 10 #6).
-    assert env["LLMOPS_SOURCE"] == "modelscope" and "PIP_INDEX_URL" not in env
+    # the INT8 DeepSeek-R1 for the A800s comes through the Hugging Face mirror; the downloader image carries the
+    # client, so no PyPI mirror and no pip install at run time (issue 10 #6)
+    assert env["LLMOPS_SOURCE"] == "huggingface" and "PIP_INDEX_URL" not in env
+    assert env["HF_ENDPOINT"] == "https://hf-mirror.com"
 
 
 def test_rwx_shares_one_cache_across_nodes():

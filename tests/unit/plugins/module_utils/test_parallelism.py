@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.llmops.inference.plugins.module_utils import model_catalog
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.model_memory import ModelShape, total_weight_bytes
-from ansible_collections.llmops.inference.plugins.module_utils.parallelism import plan
+from ansible_collections.llmops.inference.plugins.module_utils.parallelism import SGLANG_RUNTIME_RESERVE_GIB, plan
 
 SGLANG_DS = "https://docs.sglang.io/docs/basic_usage/deepseek_v3.md (recommended settings table)"
 VLLM_DS = "https://docs.vllm.ai/projects/recipes/en/latest/DeepSeek/DeepSeek-V3.html (8xH200 FP8)"
@@ -22,9 +22,10 @@ ASCEND = "https://docs.vllm.ai/projects/ascend/en/latest/tutorials/models/DeepSe
 # published layout as an override that fits. Sources: seeds/ (the project's source posts) and official guides.
 DEPLOYMENTS = [
     (
-        "seed 002: R1 671B FP8 on 2x8 A800, SGLang --tp 16 --nnodes 2 --context-length 131072",
+        "seed 002 layout (SGLang --tp 16 --nnodes 2 --context-length 131072 on 2x8 A800) with the INT8 "
+        "checkpoint that runs there: " + SGLANG_DS + " 2 x 8 x A100/A800, meituan/DeepSeek-R1-Block-INT8",
         {
-            "model": "deepseek-ai/DeepSeek-R1",
+            "model": "meituan/DeepSeek-R1-Block-INT8",
             "accelerator": "A800-80G",
             "nodes": 2,
             "inter_node_link": "ib",
@@ -287,14 +288,53 @@ def test_published_deployment_fits(source, request_args, layout):
         assert forced["max_concurrent_sequences"] >= 1
 
 
-def test_seed_r1_on_a800_flags_and_warning():
+def test_seed_r1_int8_on_a800_flags():
     result = plan(DEPLOYMENTS[0][1])
     assert result["engine_args"][:4] == ["--tp-size", "16", "--nnodes", "2"]
     assert result["engine_args"][-4:] == ["--mem-fraction-static", "0.79", "--context-length", "131072"]
     assert result["multi_node"]["per_node_args"][0] == "--dist-init-addr"
-    assert any("no FP8 tensor cores" in w for w in result["warnings"])
-    # 671B FP8 with BF16 embeddings/norms/gates: about 627 GiB over 16 ranks
+    assert result["weight_dtype"] == "int8" and not result["warnings"]
+    # 671B INT8 + one fp32 scale per 128x128 block, BF16 embeddings/norms/gates: about 627 GiB over 16 ranks
     assert 38 < result["weights_gib_per_accelerator"] < 42
+
+
+A800_TWO_NODES = {"accelerator": "A800-80G", "nodes": 2, "inter_node_link": "ib", "context_length": 32768}
+
+
+def test_fp8_on_ampere_refused_for_sglang_with_alternatives_in_numbers():
+    """Issue 10 #3: SGLang's FP8 kernels need SM >= 8.9 (Triton: "fp8e4nv data type is not supported on
+    CUDA arch < 89", skypilot-org/skypilot#4723); the A800 is SM 8.0. The plan used to be fits: true."""
+    result = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="sglang"))
+    assert result["fits"] is False and result["engine_args"] == []
+    reason = result["reasons"][0]
+    assert reason.startswith("sglang v0.5.6.post2 has no FP8 kernels for A800-80G (SM 8.0; it runs them on SM >= 8.9)")
+    assert (
+        "INT8 W8A8 checkpoint meituan/DeepSeek-R1-Block-INT8: 627 GiB of weights, fits 2 x 8 A800-80G "
+        "(TP 16, PP 1)" in reason
+    )
+    assert "BF16 weights: 1250 GiB of weights, smallest fit: 3 nodes x 8 A800-80G" in reason
+    assert "vllm v0.12.0 with these FP8 weights (weight-only kernels): 627 GiB of weights, fits 2 x 8" in reason
+    # an FP8 request on a BF16 checkpoint (online quantization) is refused the same way
+    online = plan({"model": "Qwen/Qwen3-32B", "accelerator": "A100-80G", "weight_dtype": "fp8", "engine": "sglang"})
+    assert online["fits"] is False and "has no FP8 kernels" in online["reasons"][0]
+
+
+def test_fp8_on_ampere_runs_on_vllm_marlin_with_a_warning():
+    result = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="vllm"))
+    assert result["fits"] and result["weight_dtype"] == "fp8"
+    assert any("runs these FP8 weights through weight-only kernels" in w for w in result["warnings"])
+    # the same weights on Ada/Hopper need no warning
+    hopper = plan(dict(A800_TWO_NODES, model="deepseek-ai/DeepSeek-R1", engine="sglang", accelerator="H800-80G"))
+    assert hopper["fits"] and not hopper["warnings"]
+
+
+def test_int8_checkpoint_methods_only_sglang_loads_are_refused_on_vllm():
+    result = plan(dict(A800_TWO_NODES, model="meituan/DeepSeek-R1-Block-INT8", engine="vllm"))
+    assert result["fits"] is False
+    assert result["reasons"][0].startswith("vllm v0.12.0 cannot load int8 checkpoints (quant_method blockwise_int8)")
+    assert (
+        "sglang v0.5.6.post2 with these INT8 weights: 627 GiB of weights, fits 2 x 8 A800-80G" in result["reasons"][0]
+    )
 
 
 def test_qwen3_vllm_flags_match_seed():
@@ -322,7 +362,7 @@ def test_r1_bf16_on_two_a800_nodes_refused_with_numbers():
     )
     assert not result["fits"]
     (reason,) = result["reasons"]
-    assert "needs 1250 GiB for weights (bf16), 16 x A800-80G give 1011 GiB usable (memory fraction 0.79)" in reason
+    assert "needs 1250 GiB for weights (bf16), 16 x A800-80G give 979 GiB usable (memory fraction 0.79)" in reason
     assert "smallest fit: 3 nodes x 8 A800-80G (TP 8, PP 3)" in reason  # PP across the third node
     assert result["engine_args"] == []  # nothing may be started from a plan that does not fit
 
@@ -599,8 +639,9 @@ def test_model_path_multimodal_text_config_and_fp8_detection(tmp_path):
 @pytest.mark.parametrize("model_id", sorted(model_catalog.MODELS))
 def test_catalog_parameter_count_matches_published(model_id):
     entry = model_catalog.MODELS[model_id]
-    total = ModelShape(entry["config"], model_id).total_parameters() / 1e9
-    assert total == pytest.approx(entry["params_b"], rel=0.005)
+    shape = ModelShape(entry["config"], model_id)
+    total = (shape.total_parameters() + (shape.mtp_parameters() if entry.get("params_with_mtp") else 0)) / 1e9
+    assert total == pytest.approx(entry["params_b"], rel=entry.get("params_tolerance", 0.005))
 
 
 def test_kv_formula_gqa_and_mla():
@@ -620,8 +661,9 @@ def test_gqa_kv_sharded_until_tp_exceeds_kv_heads():
     base = {"model": "Qwen/Qwen3-235B-A22B", "accelerator": "H200-141G", "memory_fraction": 0.9, "engine": "sglang"}
     tp4 = plan(dict(base, tensor_parallel=4))
     tp8 = plan(dict(base, tensor_parallel=8, data_parallel=1))
-    per_gpu_kv_tp4 = 0.9 * tp4["accelerator"]["memory_gib"] - tp4["weights_gib_per_accelerator"]
-    per_gpu_kv_tp8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"]
+    reserve = SGLANG_RUNTIME_RESERVE_GIB
+    per_gpu_kv_tp4 = 0.9 * tp4["accelerator"]["memory_gib"] - tp4["weights_gib_per_accelerator"] - reserve
+    per_gpu_kv_tp8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"] - reserve
     # each TP8 rank stores 1 KV head like each TP4 rank: tokens scale with KV room, not with TP
     ratio = tp8["kv_cache_tokens"] / float(tp4["kv_cache_tokens"])
     assert ratio == pytest.approx(per_gpu_kv_tp8 / per_gpu_kv_tp4, rel=0.01)
@@ -638,8 +680,8 @@ def test_mla_kv_replicated_under_tp():
         "engine": "sglang",
     }
     tp8, tp16 = plan(dict(base, tensor_parallel=8)), plan(dict(base, tensor_parallel=16))
-    room8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"]
-    room16 = 0.9 * tp16["accelerator"]["memory_gib"] - tp16["weights_gib_per_accelerator"]
+    room8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"] - SGLANG_RUNTIME_RESERVE_GIB
+    room16 = 0.9 * tp16["accelerator"]["memory_gib"] - tp16["weights_gib_per_accelerator"] - SGLANG_RUNTIME_RESERVE_GIB
     per_token_gib = 61 * 576 * 2 / float(1 << 30)
     assert tp8["kv_cache_tokens"] == pytest.approx(room8 / per_token_gib, rel=0.001)
     assert tp16["kv_cache_tokens"] == pytest.approx(room16 / per_token_gib, rel=0.001)

@@ -20,7 +20,7 @@ def run_module(capsys, args):
 
 def test_plan_returned_unchanged_in_check_mode(capsys):
     args = {
-        "model": "deepseek-ai/DeepSeek-R1",
+        "model": "meituan/DeepSeek-R1-Block-INT8",
         "accelerator": "A800-80G",
         "nodes": 2,
         "inter_node_link": "ib",
