@@ -16,6 +16,19 @@ def locked_version(available_versions, driver_version, component):
     return bare_metal.pick_locked_version(component, available_versions, driver_version)
 
 
+def ascend_install_plan(installed, driver_version, firmware_version):
+    """Installer runs from the installed versions ({driver, firmware}, None when absent) and the pins."""
+    installed = installed or {}
+    return bare_metal.ascend_install_plan(
+        installed.get("driver") or None, installed.get("firmware") or None, driver_version, firmware_version
+    )
+
+
+def ascend_reboot(steps, policy, running_kernel=True):
+    """Reboot decision after the Ascend installer runs (piped: the plan)."""
+    return bare_metal.ascend_reboot_decision(policy, steps, running_kernel=running_kernel)
+
+
 def madison_versions(lines):
     """Versions from `apt-cache madison` lines (`pkg | version | source`)."""
     return [line.split("|")[1].strip() for line in lines or [] if line.count("|") >= 2]
@@ -28,4 +41,7 @@ class FilterModule(object):
             "madison_versions": filter_function(madison_versions),
             "driver_branch": filter_function(bare_metal.driver_branch),
             "upstream_version": filter_function(bare_metal.upstream_version),
+            "version_info": filter_function(bare_metal.parse_version_info),
+            "ascend_install_plan": filter_function(ascend_install_plan),
+            "ascend_reboot_decision": filter_function(ascend_reboot),
         }

@@ -77,7 +77,10 @@ def read_kernel_state(root="/"):
     loaded = (_read(os.path.join(root, "sys/module/nvidia/version")) or "").strip() or None
     if not loaded:
         loaded = parse_proc_driver_version(_read(os.path.join(root, "proc/driver/nvidia/version")))
+    banner = _read(os.path.join(root, "proc/driver/nvidia/version")) or ""
     return {
+        "kernel_release": (_read(os.path.join(root, "proc/sys/kernel/osrelease")) or "").strip() or None,
+        "open_kernel_module": ("Open Kernel Module" in banner) if banner else None,
         "kernel_visible": modules_text is not None,
         "loaded_driver_version": loaded,
         "nvidia_loaded": "nvidia" in modules or loaded is not None,
@@ -112,6 +115,35 @@ def classify_pci(devices):
         elif str(dev.get("class", "")).startswith("0x03"):
             gpus.append(dev)
     return {"gpus": gpus, "nvswitches": switches}
+
+
+GPUDIRECT_MODES = ("auto", "peermem", "dmabuf", "none")
+
+
+def _kernel_tuple(release):
+    match = re.match(r"(\d+)\.(\d+)", release or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def gpudirect_mode(requested, state):
+    """GPUDirect RDMA path and why: DMA-BUF needs the open GPU kernel module and Linux >= 5.12
+    (NVIDIA GPUDirect RDMA guide; what the GPU Operator checks), else the nvidia-peermem module."""
+    if requested not in GPUDIRECT_MODES:
+        raise LlmopsError("GPUDirect mode must be one of %s, not %r" % (", ".join(GPUDIRECT_MODES), requested))
+    if requested != "auto":
+        return requested, "%s asked for in the inventory" % requested
+    kernel = _kernel_tuple(state.get("kernel_release"))
+    if state.get("open_kernel_module") and kernel and kernel >= (5, 12):
+        return "dmabuf", "open NVIDIA kernel module and kernel %s (>= 5.12): DMA-BUF, no nvidia-peermem" % state[
+            "kernel_release"
+        ]
+    if state.get("open_kernel_module") is None:
+        why = "no loaded NVIDIA module to tell open from proprietary"
+    elif not state.get("open_kernel_module"):
+        why = "proprietary NVIDIA kernel module (DMA-BUF needs the open one)"
+    else:
+        why = "kernel %s is older than 5.12" % state.get("kernel_release")
+    return "peermem", why + ": nvidia-peermem"
 
 
 def reboot_decision(policy, installed_version, state, changed=False, running_kernel=True):
@@ -192,3 +224,57 @@ def pick_locked_version(component, available_versions, driver_version):
         "(a mismatch leaves the NVSwitch fabric uninitialised and CUDA reports no devices)"
         % (component, driver_version, ", ".join(sorted({upstream_version(v) for v in available})), driver_version)
     )
+
+
+def parse_version_info(text):
+    """key=value pairs of an Ascend version.info (driver or firmware; `Version=` is the package version)."""
+    pairs = {}
+    for line in (text or "").splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def ascend_install_plan(installed_driver, installed_firmware, driver_version, firmware_version):
+    """Installer runs for the Ascend driver and firmware, in the documented order, each only when its
+    installed version differs: a first install is driver then firmware (``--full``), an upgrade is
+    firmware then driver (``--upgrade``), as Huawei's HDK install guide orders them."""
+    if not driver_version or not firmware_version:
+        raise LlmopsError("ascend_driver needs both the driver and the firmware version pinned")
+    steps = []
+    if installed_driver != driver_version:
+        steps.append(
+            {
+                "component": "driver",
+                "action": "upgrade" if installed_driver else "full",
+                "from": installed_driver,
+                "to": driver_version,
+            }
+        )
+    if installed_firmware != firmware_version:
+        steps.append(
+            {
+                "component": "firmware",
+                "action": "upgrade" if installed_firmware else "full",
+                "from": installed_firmware,
+                "to": firmware_version,
+            }
+        )
+    if installed_driver or installed_firmware:
+        steps.sort(key=lambda step: step["component"] != "firmware")
+    return steps
+
+
+def ascend_reboot_decision(policy, steps, running_kernel=True):
+    """Reboot after an Ascend driver/firmware run: the firmware and a new driver take effect at boot."""
+    if policy not in REBOOT_POLICIES:
+        raise LlmopsError("llmops_reboot must be one of %s, not %r" % (", ".join(REBOOT_POLICIES), policy))
+    if not steps:
+        return {"reboot": False, "reason": "no reboot: driver and firmware already at the pinned versions"}
+    what = ", ".join("%s %s -> %s" % (s["component"], s["from"] or "none", s["to"]) for s in steps)
+    if not running_kernel:
+        return {"reboot": False, "reason": "no reboot: no running kernel of its own (chroot/image) after " + what}
+    if policy == "never":
+        return {"reboot": False, "reason": "reboot needed but llmops_reboot=never: " + what}
+    return {"reboot": True, "reason": "reboot: %s take effect at boot" % what}

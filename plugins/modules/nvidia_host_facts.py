@@ -45,6 +45,13 @@ options:
     description: Whether an installed driver of another version may be replaced by O(wanted_version).
     type: bool
     default: false
+  gpudirect:
+    description:
+      - GPUDirect RDMA path to decide on (RV(gpudirect_mode)). C(auto) picks DMA-BUF with the open kernel module
+        on Linux 5.12 or later, else nvidia-peermem.
+    type: str
+    choices: [auto, peermem, dmabuf, none]
+    default: auto
   running_kernel:
     description: False in a chroot or image build, where no module can be loaded and no reboot makes sense.
     type: bool
@@ -92,6 +99,14 @@ version_action:
   description: C(install), C(keep) or C(change) (only with O(wanted_version)).
   type: str
   returned: when O(wanted_version) is set
+gpudirect_mode:
+  description: C(dmabuf), C(peermem) or C(none), from O(gpudirect) and the loaded module and kernel.
+  type: str
+  returned: always
+gpudirect_reason:
+  description: Why that GPUDirect path.
+  type: str
+  returned: always
 reason:
   description: Why (printed by the roles whatever the decision).
   type: str
@@ -114,6 +129,7 @@ def main():
             wanted_version=dict(type="str"),
             allow_version_change=dict(type="bool", default=False),
             running_kernel=dict(type="bool", default=True),
+            gpudirect=dict(type="str", choices=list(bare_metal.GPUDIRECT_MODES), default="auto"),
         ),
         supports_check_mode=True,
     )
@@ -133,6 +149,7 @@ def main():
             changed=params["changed"],
             running_kernel=params["running_kernel"],
         )
+        extra["gpudirect_mode"], extra["gpudirect_reason"] = bare_metal.gpudirect_mode(params["gpudirect"], state)
     except LlmopsError as exc:
         module.fail_json(msg=exc.message)
     module.exit_json(

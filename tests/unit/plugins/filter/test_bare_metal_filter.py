@@ -24,3 +24,11 @@ def test_locked_version_from_madison():
     with pytest.raises(AnsibleFilterError, match="full version"):
         FILTERS["driver_branch"]("550")
     assert FILTERS["upstream_version"]("1:535.261.03-1") == "535.261.03"
+
+
+def test_ascend_filters():
+    plan = FILTERS["ascend_install_plan"]({"driver": "24.1.0", "firmware": ""}, "24.1.0", "7.5.0.3.220")
+    assert [(s["component"], s["action"]) for s in plan] == [("firmware", "full")]
+    assert FILTERS["version_info"]("Version=24.1.0\npackage_version=24.1.0\n")["Version"] == "24.1.0"
+    with pytest.raises(AnsibleFilterError, match="llmops_reboot"):
+        FILTERS["ascend_reboot_decision"](plan, "sometimes")

@@ -18,6 +18,8 @@ def test_real_h200_vm_state():
     root = host_tree("h200_vm_580")
     state = bare_metal.read_kernel_state(root)
     assert state == {
+        "kernel_release": "6.18.44-fc-v657-gpu",
+        "open_kernel_module": True,
         "kernel_visible": True,
         "loaded_driver_version": "580.159.04",
         "nvidia_loaded": True,
@@ -120,3 +122,47 @@ def test_locked_component_must_match_the_driver():
         bare_metal.pick_locked_version("Fabric Manager", fm, "550.90.07")
     with pytest.raises(LlmopsError, match="not available"):
         bare_metal.pick_locked_version("Fabric Manager", [], "550.127.05")
+
+
+def test_gpudirect_path():
+    h200 = bare_metal.read_kernel_state(host_tree("h200_vm_580"))
+    assert bare_metal.gpudirect_mode("auto", h200)[0] == "dmabuf"
+    stale = bare_metal.read_kernel_state(host_tree("hgx_a800_stale_535"))
+    mode, why = bare_metal.gpudirect_mode("auto", stale)
+    assert mode == "peermem" and "proprietary" in why
+    mode, why = bare_metal.gpudirect_mode("auto", bare_metal.read_kernel_state(host_tree("hgx_a800_nouveau")))
+    assert mode == "peermem" and "no loaded NVIDIA module" in why
+    assert bare_metal.gpudirect_mode("auto", dict(h200, kernel_release="5.4.0-200-generic"))[1].startswith("kernel 5.4")
+    assert bare_metal.gpudirect_mode("peermem", h200) == ("peermem", "peermem asked for in the inventory")
+    with pytest.raises(LlmopsError, match="GPUDirect mode"):
+        bare_metal.gpudirect_mode("gdrcopy", h200)
+
+
+# The version.info shapes of Ascend HDK 24.1 (driver) and 7.5.0.3.220 (firmware) as installed under
+# /usr/local/Ascend/{driver,firmware}/ (fields as Huawei's install guide shows them).
+DRIVER_INFO = "Version=24.1.0\nascendhal_version=7.35.23\nInnerversion=V100R001C19SPC001B203\npackage_version=24.1.0\n"
+FIRMWARE_INFO = "Version=7.5.0.3.220\nfirmware_version=1.0\npackage_version=24.1.0\n"
+
+
+def test_ascend_plan_order_and_idempotence():
+    assert bare_metal.parse_version_info(DRIVER_INFO)["Version"] == "24.1.0"
+    assert bare_metal.parse_version_info(FIRMWARE_INFO)["Version"] == "7.5.0.3.220"
+    first = bare_metal.ascend_install_plan(None, None, "24.1.0", "7.5.0.3.220")
+    assert [(s["component"], s["action"]) for s in first] == [("driver", "full"), ("firmware", "full")]
+    upgrade = bare_metal.ascend_install_plan("23.0.0", "7.1.0.3.220", "24.1.0", "7.5.0.3.220")
+    assert [(s["component"], s["action"]) for s in upgrade] == [("firmware", "upgrade"), ("driver", "upgrade")]
+    only_fw = bare_metal.ascend_install_plan("24.1.0", "7.1.0.3.220", "24.1.0", "7.5.0.3.220")
+    assert [(s["component"], s["action"]) for s in only_fw] == [("firmware", "upgrade")]
+    assert bare_metal.ascend_install_plan("24.1.0", "7.5.0.3.220", "24.1.0", "7.5.0.3.220") == []
+    with pytest.raises(LlmopsError, match="both"):
+        bare_metal.ascend_install_plan(None, None, "24.1.0", "")
+
+
+def test_ascend_reboot():
+    steps = bare_metal.ascend_install_plan("24.1.0", "7.1.0.3.220", "24.1.0", "7.5.0.3.220")
+    assert bare_metal.ascend_reboot_decision("when_needed", steps)["reboot"] is True
+    assert "firmware 7.1.0.3.220 -> 7.5.0.3.220" in bare_metal.ascend_reboot_decision("never", steps)["reason"]
+    assert bare_metal.ascend_reboot_decision("always", steps, running_kernel=False)["reboot"] is False
+    assert bare_metal.ascend_reboot_decision("when_needed", [])["reboot"] is False
+    with pytest.raises(LlmopsError):
+        bare_metal.ascend_reboot_decision("maybe", [])
