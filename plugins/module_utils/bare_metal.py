@@ -160,7 +160,7 @@ def reboot_decision(policy, installed_version, state, changed=False, running_ker
         return {
             "reboot": False,
             "load_module": False,
-            "reason": "no running kernel of its own (chroot/image): it boots with the installed driver",
+            "reason": "no reboot: no running kernel of its own (chroot/image), it boots with the installed driver",
         }
     need, load, why = False, False, None
     if state.get("nouveau_loaded"):
