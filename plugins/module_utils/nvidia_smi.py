@@ -270,3 +270,13 @@ def judge_gpus(
     if nvswitches and fabric_manager_active is False:
         reasons.append("%d NVSwitches present but nvidia-fabricmanager is not active" % len(nvswitches))
     return reasons
+
+
+def judge_driver_version(running, expected=None):
+    """A problem when the running driver is not the pinned one (a reboot or a nvidia_driver run is due)."""
+    if not expected or running == expected:
+        return []
+    return [
+        "driver %s is running, %s expected (the nvidia_driver pin): reboot if it is installed, "
+        "else re-run nvidia_driver" % (running, expected)
+    ]

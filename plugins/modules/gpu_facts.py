@@ -27,6 +27,12 @@ options:
   expected_gpu_count:
     description: Number of GPUs the host must have; not checked when omitted.
     type: int
+  expected_driver_version:
+    description:
+      - Exact NVIDIA driver version the host must run (the pin of the C(nvidia_driver) role, e.g. C(550.127.05)).
+        A different version is a problem (a reboot or a re-run of C(nvidia_driver) is due); not checked when omitted.
+    type: str
+    version_added: 0.2.0
   check_xid:
     description: Read the kernel log (C(dmesg)) for XID events; unreadable logs give a warning.
     type: bool
@@ -48,6 +54,10 @@ EXAMPLES = r"""
   llmops.inference.gpu_facts:
     expected_gpu_count: 8
   register: gpu
+
+- name: The driver nvidia_driver pinned is the one running
+  llmops.inference.gpu_facts:
+    expected_driver_version: "550.127.05"
 
 - name: Report only
   llmops.inference.gpu_facts:
@@ -165,11 +175,13 @@ def gather(module):
             module.warn("dmesg not found: XID events not checked")
     fabric = nvidia_smi.parse_fabric_state(fabric_text or "")
     problems = nvidia_smi.judge_gpus(gpus, topo, xids, fabric, nvswitches, fm_active, params["expected_gpu_count"])
+    driver_version = versions["driver_version"] or gpus[0]["driver_version"]
+    problems.extend(nvidia_smi.judge_driver_version(driver_version, params["expected_driver_version"]))
     return {
         "gpus": gpus,
         "gpu_count": len(gpus),
         "gpu_model": gpus[0]["name"],
-        "driver_version": versions["driver_version"] or gpus[0]["driver_version"],
+        "driver_version": driver_version,
         "cuda_version": versions["cuda_version"],
         "topology": topo,
         "link_type": topo["link_type"] if topo else "single",
@@ -187,6 +199,7 @@ def main():
         argument_spec=dict(
             nvidia_smi_path=dict(type="str", default="nvidia-smi"),
             expected_gpu_count=dict(type="int"),
+            expected_driver_version=dict(type="str"),
             check_xid=dict(type="bool", default=True),
             fail_on_problems=dict(type="bool", default=True),
             proc_root=dict(type="path", default="/"),
