@@ -11,6 +11,7 @@ skip on a workstation and FAIL in CI (CI=true), so CI cannot pass by skipping th
 """
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import stat
@@ -22,6 +23,9 @@ import rootfs
 import yaml
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "unit", "fixtures", "bare_metal")
+_spec = importlib.util.spec_from_file_location("bare_metal_trees", os.path.join(FIXTURES, "trees.py"))
+_trees = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_trees)
 # Excluded from the before/after listing: the API filesystems, /tmp (Ansible's remote_tmp is put there),
 # apt's regenerable binary caches and downloaded archives, and /var/log (apt writes its planner log,
 # eipp.log.xz, even for a --simulate run). Everything else counts: dpkg state, /etc, /usr, /var/lib.
@@ -167,7 +171,7 @@ def host_tree_in_rootfs(debian_rootfs):
     def copy(name):
         inside = "/srv/llmops-hosts/" + name
         shutil.rmtree(debian_rootfs.file(inside), ignore_errors=True)
-        shutil.copytree(os.path.join(FIXTURES, name), debian_rootfs.file(inside))
+        _trees.materialize(name, debian_rootfs.file(inside))
         return inside
 
     return copy

@@ -1,5 +1,6 @@
 """plugins/module_utils/bare_metal.py on recorded trees (fixtures/bare_metal/README.md says which are real)."""
 
+import importlib.util
 import os
 
 import pytest
@@ -8,10 +9,13 @@ from ansible_collections.llmops.inference.plugins.module_utils import bare_metal
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "bare_metal")
+_spec = importlib.util.spec_from_file_location("bare_metal_trees", os.path.join(FIXTURES, "trees.py"))
+trees = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(trees)
 
 
 def host_tree(name):
-    return os.path.join(FIXTURES, name)
+    return trees.materialize(name)
 
 
 def test_real_h200_vm_state():
@@ -30,9 +34,9 @@ def test_real_h200_vm_state():
 
 
 def test_proc_version_banner_of_both_module_flavours():
-    with open(os.path.join(FIXTURES, "h200_vm_580", "proc", "driver", "nvidia", "version")) as handle:
+    with open(os.path.join(host_tree("h200_vm_580"), "proc", "driver", "nvidia", "version")) as handle:
         assert bare_metal.parse_proc_driver_version(handle.read()) == "580.159.04"
-    with open(os.path.join(FIXTURES, "hgx_a800_stale_535", "proc", "driver", "nvidia", "version")) as handle:
+    with open(os.path.join(host_tree("hgx_a800_stale_535"), "proc", "driver", "nvidia", "version")) as handle:
         assert bare_metal.parse_proc_driver_version(handle.read()) == "535.161.08"
     assert bare_metal.parse_proc_driver_version("garbage") is None
 

@@ -1,6 +1,7 @@
 """nvidia_host_facts on recorded host trees (fixtures/bare_metal), and gpu_facts' expected_driver_version
 on the real 2 x H200 nvidia-smi recordings (fixtures/nvidia_smi)."""
 
+import importlib.util
 import os
 
 from ansible_collections.llmops.inference.plugins.modules import gpu_facts, nvidia_host_facts
@@ -8,8 +9,13 @@ from ansible_collections.llmops.inference.plugins.modules import gpu_facts, nvid
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "fixtures"))
 
 
+_spec = importlib.util.spec_from_file_location("bare_metal_trees", os.path.join(FIXTURES, "bare_metal", "trees.py"))
+trees = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(trees)
+
+
 def tree(name):
-    return os.path.join(FIXTURES, "bare_metal", name)
+    return trees.materialize(name)
 
 
 def test_real_h200_vm_needs_no_reboot(run):
