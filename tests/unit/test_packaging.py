@@ -307,7 +307,16 @@ def test_ee_collection_install_step_gives_a_working_collection(ee_context, tmp_p
 
 
 @pytest.mark.parametrize(
-    "path", ["README.md", "docs/install.md", "docs/testing.md", "docs/layout.md", "docs/conventions.md"]
+    "path",
+    [
+        "README.md",
+        "docs/install.md",
+        "docs/testing.md",
+        "docs/layout.md",
+        "docs/conventions.md",
+        "docs/awx.md",
+        "docs/first_hour.md",
+    ],
 )
 def test_docs_exist(path):
     assert os.path.getsize(os.path.join(ROOT, path)) > 200
