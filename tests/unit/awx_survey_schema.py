@@ -114,7 +114,7 @@ def validate_answers(spec, answers):
             if maximum not in ("", None) and len(value) > int(maximum):
                 errors.append("'%s' value %r is too large (must be no more than %s)." % (variable, value, maximum))
         elif qtype == "integer":
-            if type(value) is not int:
+            if not isinstance(value, int) or isinstance(value, bool):  # AWX: type(value) != int
                 errors.append("Value %r for '%s' expected to be an integer." % (value, variable))
                 continue
             if minimum not in ("", None) and value < int(minimum):
@@ -122,7 +122,7 @@ def validate_answers(spec, answers):
             if maximum not in ("", None) and value > int(maximum):
                 errors.append("'%s' value %s is too large (must be no more than %s)." % (variable, value, maximum))
         elif qtype == "float":
-            if type(value) not in (int, float):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
                 errors.append("Value %r for '%s' expected to be a numeric type." % (value, variable))
                 continue
             if minimum not in ("", None) and value < float(minimum):
