@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv demo demo-render plan test lint sanity unit integration build changelog clean bench
+.PHONY: help venv demo demo-render plan test lint sanity unit integration build changelog clean bench docs ee-context
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -70,6 +70,12 @@ bench: venv ## benchmarks that print tables: planner speed, test bed times (BENC
 
 build: venv ## build the collection tarball into .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+ee-context: venv ## write the execution environment build context (ansible-builder create) into .build/ee
+	bash scripts/ee_context.sh
+
+docs: venv ## regenerate the plugin and role reference in docs/reference (antsibull-docs)
+	bash scripts/docs_reference.sh
 
 changelog: venv ## release the changelog from changelogs/fragments
 	$(BIN)/antsibull-changelog release

@@ -25,6 +25,8 @@ run_lint() {
   ruff format --check --diff .
   step "antsibull-changelog lint"
   antsibull-changelog lint
+  step "antsibull-docs lint (plugin DOCUMENTATION, filter sidecars, role argument specs)"
+  antsibull-docs lint-collection-docs --plugin-docs .
   step "ansible-lint (production profile)"
   # ansible-lint keeps a copy of this collection under .ansible/, and molecule's prerun may install
   # one under ~/.ansible/collections; a stale copy shadows this tree's new roles and modules.

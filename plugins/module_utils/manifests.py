@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import re
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
@@ -57,22 +56,29 @@ def rewrite_images(manifest, mirror):
     """
     if not mirror:
         return manifest
-    result = copy.deepcopy(manifest)
-    _rewrite_in_place(result, mirror)
-    return result
+    return _rewritten(manifest, mirror)
 
 
-def _rewrite_in_place(node, mirror):
+def _rewritten(node, mirror):
+    # Builds new dicts and lists instead of copy.deepcopy: Ansible 2.19 hands a filter lazily templated
+    # containers, and deep-copying one carries its unrendered templates out of their context (with a
+    # registry mirror set, any manifest holding a template, such as the namespace's name, failed).
     if isinstance(node, dict):
+        result = {}
         for key, value in node.items():
+            value = _rewritten(value, mirror)
             if key in CONTAINER_LIST_KEYS and isinstance(value, list):
-                for container in value:
-                    if isinstance(container, dict) and container.get("image"):
-                        container["image"] = mirror_image(container["image"], mirror)
-            _rewrite_in_place(value, mirror)
-    elif isinstance(node, list):
-        for item in node:
-            _rewrite_in_place(item, mirror)
+                value = [
+                    dict(item, image=mirror_image(item["image"], mirror))
+                    if isinstance(item, dict) and item.get("image")
+                    else item
+                    for item in value
+                ]
+            result[key] = value
+        return result
+    if isinstance(node, list):
+        return [_rewritten(item, mirror) for item in node]
+    return node
 
 
 def manifest_filename(manifest, index):

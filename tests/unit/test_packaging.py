@@ -66,6 +66,11 @@ def test_every_python_pin_is_exact_and_in_the_lock():
         )
 
 
+# awx.awx is only for playbooks/awx_configure.yml, which talks to the controller from outside the
+# execution environment; the EE carries what the stage playbooks run.
+EE_LEAVES_OUT = ("awx.awx",)
+
+
 def test_execution_environment_matches_the_pins():
     ee = _load("execution-environment.yml")
     runtime = _pins("requirements.txt")
@@ -76,7 +81,37 @@ def test_execution_environment_matches_the_pins():
     assert ee_python == expected
     ee_collections = {c["name"]: c["version"] for c in deps["galaxy"]["collections"]}
     user_collections = {c["name"]: c["version"] for c in _load("requirements.yml")["collections"]}
-    assert ee_collections == user_collections
+    assert ee_collections == {k: v for k, v in user_collections.items() if k not in EE_LEAVES_OUT}
+    assert user_collections == _load("galaxy.yml")["dependencies"]
+
+
+def _collection_uses():
+    """Text of everything shipped in the collection that can name another collection's content."""
+    text = ""
+    for folder in ("roles", "playbooks", "plugins", "meta"):
+        for base, _dirs, files in os.walk(os.path.join(ROOT, folder)):
+            for name in files:
+                if name.endswith((".yml", ".yaml", ".py", ".j2")):
+                    with open(os.path.join(base, name)) as handle:
+                        text += handle.read()
+    return text
+
+
+def test_every_collection_dependency_is_used():
+    """ansible.posix and community.okd were dependencies nothing used (dropped); keep it that way."""
+    uses = _collection_uses()
+    for name in _load("galaxy.yml")["dependencies"]:
+        assert re.search(r"\b%s\.[a-z_]+" % re.escape(name), uses), "%s is a dependency nothing uses" % name
+    for name in ("ansible.posix", "community.okd", "redhat.openshift"):
+        if re.search(r"\b%s\.[a-z_]+" % re.escape(name), uses):
+            assert name in _load("galaxy.yml")["dependencies"], "%s is used but not a dependency" % name
+
+
+def test_every_runtime_python_pin_is_used():
+    """kubernetes is kubernetes.core's client; jmespath was pinned for json_query, which no role uses."""
+    runtime = set(_pins("requirements.txt")) - {"ansible", "ansible-core"}
+    assert runtime == {"kubernetes"}
+    assert "json_query" not in _collection_uses()
 
 
 def test_collection_dependencies_are_bundled_by_the_pinned_ansible_package():
@@ -115,33 +150,173 @@ def test_build_tarball_has_no_test_clutter(tmp_path):
         assert not any(name.startswith(clutter) for name in names), clutter
 
 
-def test_ansible_builder_creates_a_build_context(tmp_path):
-    dist = os.path.join(ROOT, ".build", "dist")
-    os.makedirs(dist, exist_ok=True)
-    subprocess.run(
-        [os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--force", "--output-path", dist, ROOT],
-        check=True,
-        capture_output=True,
-    )
-    context = tmp_path / "context"
+def _versions_env():
+    values = {}
+    with open(os.path.join(ROOT, "testbed", "versions.env")) as handle:
+        for line in handle:
+            key, sep, value = line.split("#", 1)[0].strip().partition("=")
+            if sep:
+                values[key] = value.strip("'\"")
+    return values
+
+
+@pytest.fixture(scope="module")
+def ee_context(tmp_path_factory):
+    """The build context `make ee-context` writes (scripts/ee_context.sh: fresh tarball, ansible-builder create)."""
+    context = tmp_path_factory.mktemp("ee") / "context"
     result = subprocess.run(
-        [os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml", "-c", str(context)],
+        ["bash", os.path.join(ROOT, "scripts", "ee_context.sh"), str(context)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    containerfile = next(p for p in context.iterdir() if p.name in ("Containerfile", "Dockerfile")).read_text()
-    assert "ansible-galaxy collection install /tmp/collection/" in containerfile
-    python_reqs = (context / "_build" / "requirements.txt").read_text()
-    for name, version in _pins("requirements.txt").items():
-        if name not in ("ansible", "ansible-core"):
-            assert "%s==%s" % (name, version) in python_reqs
+    return context
+
+
+def _run_lines(containerfile):
+    return [line[4:] for line in containerfile.splitlines() if line.startswith("RUN ")]
+
+
+def test_ansible_builder_creates_a_build_context(ee_context):
+    containerfile = (ee_context / "Containerfile").read_text()
+    python_reqs = (ee_context / "_build" / "requirements.txt").read_text().split()
+    runtime = _pins("requirements.txt")
+    assert python_reqs == ["%s==%s" % (n, v) for n, v in runtime.items() if n not in ("ansible", "ansible-core")]
+    galaxy = yaml.safe_load((ee_context / "_build" / "requirements.yml").read_text())
+    assert sorted(c["name"] for c in galaxy["collections"]) == ["community.general", "kubernetes.core"]
+    # exactly the tarball of this version, installed where every user finds it, before dropping to uid 1000
+    (tarball,) = (ee_context / "_build" / "collection").iterdir()
+    assert tarball.name == "llmops-inference-%s.tar.gz" % _load("galaxy.yml")["version"]
+    install = next(line for line in _run_lines(containerfile) if "collection install --no-deps" in line)
+    assert "-p /usr/share/ansible/collections /tmp/collection/llmops-inference-*.tar.gz" in install
+    assert "chmod -R a+rX /usr/share/ansible/collections" in install
+    assert containerfile.index(install) < containerfile.index("USER 1000")
+    # every RUN line is valid shell
+    for line in _run_lines(containerfile):
+        check = subprocess.run(["bash", "-n", "-c", line], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, (line, check.stderr)
+
+
+def test_ee_tools_are_the_test_bed_pins_and_mirrorable(ee_context):
+    containerfile = (ee_context / "Containerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", containerfile, re.M))
+    versions = _versions_env()
+    assert args["HELM_VERSION"] == versions["HELM_VERSION"]
+    assert args["KUBECTL_VERSION"] == versions["KUBERNETES_VERSION"]
+    for name in ("EE_BASE_IMAGE", "HELM_BASE_URL", "KUBECTL_BASE_URL"):
+        assert name in args or re.search(r'^ARG %s="' % name, containerfile, re.M), name
+
+
+def _tool_step(containerfile):
+    return next(line for line in _run_lines(containerfile) if "HELM_BASE_URL" in line)
+
+
+def _mirror(tmp_path, helm_version, kubectl_version, corrupt=False):
+    """A file:// mirror laid out like get.helm.sh and dl.k8s.io. The binaries are stand-in scripts:
+    the real helm and kubectl cannot be downloaded here; what is tested is our step (URL layout,
+    checksum check, archive member, install path) against the published layout."""
+    import hashlib
+    import io
+
+    mirror = tmp_path / "mirror"
+    (mirror / "helm").mkdir(parents=True)
+    helm = b"#!/bin/sh\necho %s\n" % helm_version.encode()
+    archive = mirror / "helm" / ("helm-%s-linux-amd64.tar.gz" % helm_version)
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("linux-amd64/helm")
+        info.size, info.mode = len(helm), 0o755
+        tar.addfile(info, io.BytesIO(helm))
+    digest = hashlib.sha256(archive.read_bytes() + (b"x" if corrupt else b"")).hexdigest()
+    (mirror / "helm" / (archive.name + ".sha256sum")).write_text("%s  %s\n" % (digest, archive.name))
+    kube = mirror / "k8s" / kubectl_version / "bin" / "linux" / "amd64"
+    kube.mkdir(parents=True)
+    (kube / "kubectl").write_bytes(b"#!/bin/sh\necho kubectl %s\n" % kubectl_version.encode())
+    (kube / "kubectl.sha256").write_text(hashlib.sha256((kube / "kubectl").read_bytes()).hexdigest())
+    return mirror
+
+
+def _run_tool_step(ee_context, tmp_path, corrupt=False):
+    containerfile = (ee_context / "Containerfile").read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", containerfile, re.M))
+    mirror = _mirror(tmp_path, args["HELM_VERSION"], args["KUBECTL_VERSION"], corrupt)
+    bindir, work = tmp_path / "bin", tmp_path / "work"
+    bindir.mkdir()
+    work.mkdir()
+    step = _tool_step(containerfile).replace("/tmp", str(work)).replace("/usr/local/bin", str(bindir))
+    env = dict(
+        os.environ,
+        HELM_VERSION=args["HELM_VERSION"],
+        KUBECTL_VERSION=args["KUBECTL_VERSION"],
+        TARGETARCH="amd64",
+        HELM_BASE_URL="file://%s/helm" % mirror,
+        KUBECTL_BASE_URL="file://%s/k8s" % mirror,
+        PATH="%s:%s" % (bindir, os.environ["PATH"]),
+    )
+    return subprocess.run(["bash", "-c", step], env=env, capture_output=True, text=True, check=False), bindir
+
+
+def test_ee_tool_step_installs_from_a_mirror(ee_context, tmp_path):
+    result, bindir = _run_tool_step(ee_context, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in bindir.iterdir()) == ["helm", "kubectl"]
+    assert "v3." in result.stdout and "kubectl v1." in result.stdout
+
+
+def test_ee_tool_step_refuses_a_bad_checksum(ee_context, tmp_path):
+    result, bindir = _run_tool_step(ee_context, tmp_path, corrupt=True)
+    assert result.returncode != 0
+    assert not (bindir / "helm").exists()
+
+
+def test_ee_collection_install_step_gives_a_working_collection(ee_context, tmp_path):
+    """The Containerfile's install step, run here into a scratch /usr/share/ansible/collections: the
+    collection from the tarball alone (no link to this tree) documents its filters and plans a model."""
+    containerfile = (ee_context / "Containerfile").read_text()
+    install = next(line for line in _run_lines(containerfile) if "collection install --no-deps" in line)
+    prefix = tmp_path / "usr-share-ansible-collections"
+    step = (
+        install.replace("/usr/share/ansible/collections", str(prefix))
+        .replace("/tmp/collection/", str(ee_context / "_build" / "collection") + "/")
+        .replace("&& rm -rf %s" % (str(ee_context / "_build" / "collection") + "/"), "")
+    )
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(prefix), PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    result = subprocess.run(["bash", "-c", step], env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    installed = prefix / "ansible_collections" / "llmops" / "inference"
+    assert (installed / "plugins" / "filter" / "mirror_image.yml").exists()
+    assert not os.path.islink(installed)
+    plan = subprocess.run(
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "local"),
+            "llmops.inference.plan",
+        ],
+        env={k: v for k, v in env.items() if k != "ANSIBLE_CONFIG"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        cwd=str(tmp_path),
+    )
+    assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-2000:]
+    assert "fits: True" in plan.stdout
 
 
 @pytest.mark.parametrize(
-    "path", ["README.md", "docs/install.md", "docs/testing.md", "docs/layout.md", "docs/conventions.md"]
+    "path",
+    [
+        "README.md",
+        "docs/install.md",
+        "docs/testing.md",
+        "docs/layout.md",
+        "docs/conventions.md",
+        "docs/awx.md",
+        "docs/first_hour.md",
+    ],
 )
 def test_docs_exist(path):
     assert os.path.getsize(os.path.join(ROOT, path)) > 200

@@ -70,3 +70,23 @@ def test_manifest_filename():
     assert manifest_filename({"kind": "Namespace", "metadata": {"name": "llm"}}, 1) == "01-namespace-llm.yaml"
     with pytest.raises(LlmopsError, match="no kind or metadata.name"):
         manifest_filename({"metadata": {}}, 1)
+
+
+class _NoDeepcopy(dict):
+    """Stands for Ansible 2.19's lazily templated dict, which must not be deep-copied out of its context."""
+
+    def __deepcopy__(self, memo):
+        raise AssertionError("rewrite_images deep-copied its input")
+
+
+def test_rewrite_images_builds_a_new_object_without_deepcopy():
+    pod = _NoDeepcopy(
+        apiVersion="v1",
+        kind="Namespace",
+        metadata=_NoDeepcopy(name="llmops"),
+        spec={"containers": [{"name": "a", "image": "lmsysorg/sglang:v0.5.6"}]},
+    )
+    out = rewrite_images(pod, "harbor.local")
+    assert out["spec"]["containers"][0]["image"] == "harbor.local/lmsysorg/sglang:v0.5.6"
+    assert pod["spec"]["containers"][0]["image"] == "lmsysorg/sglang:v0.5.6"
+    assert out["metadata"] == {"name": "llmops"}
