@@ -67,7 +67,9 @@ progress() {
 build_module() {
   local name=$1 dir="$TESTBED_GO_DIR/$1" out tmp start pkgs
   # the key covers everything that decides the output: go.mod, go.sum, ldflags (pins), Go, this script
-  out="$TESTBED_CACHE/$name-$( { cat "$dir/go.mod" "$dir/go.sum" "$0"; ldflags_for "$name"; go env GOVERSION GOOS GOARCH; } \
+  # (our own modules, testbed/go/node and coredns's main.go, also have Go sources of their own)
+  out="$TESTBED_CACHE/$name-$( { cat "$dir/go.mod" "$dir/go.sum" "$0"; find "$dir" -name '*.go' -type f | sort | xargs -r cat
+    ldflags_for "$name"; go env GOVERSION GOOS GOARCH; } \
     | sha256sum | cut -c1-16)"
   if [[ -f $out/.complete ]]; then
     log "$name: cached ($out)"

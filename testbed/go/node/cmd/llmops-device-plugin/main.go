@@ -131,6 +131,7 @@ func main() {
 		plugins = append(plugins, p)
 	}
 	servers := make([]*grpc.Server, len(plugins))
+	lastErr := make([]string, len(plugins)) // log a registration failure once, not every second
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	tick := time.NewTicker(time.Second)
@@ -147,10 +148,13 @@ func main() {
 			}
 			srv, err := p.serve(*pluginDir)
 			if err != nil {
-				log.Printf("%v (retrying)", err)
+				if err.Error() != lastErr[i] {
+					log.Printf("%v (retrying every second)", err)
+					lastErr[i] = err.Error()
+				}
 				continue
 			}
-			servers[i] = srv
+			servers[i], lastErr[i] = srv, ""
 		}
 		select {
 		case <-stop:
