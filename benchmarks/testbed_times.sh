@@ -44,7 +44,7 @@ rm -rf "$images"
 python3 scripts/testbed/image_build.py pause python >/dev/null
 timed "image cached" "pause + python images again (target <= 10 s)" python3 scripts/testbed/image_build.py pause python
 bash scripts/testbed/cluster-down.sh >/dev/null 2>&1
-timed "warm start" "cluster-up.sh, cached binaries, no cluster running, ${TESTBED_REAL_NODES:-0} real nodes (target <= 45 s)" bash scripts/testbed/cluster-up.sh
+timed "warm start" "cluster-up.sh, cached binaries, no cluster running, ${TESTBED_REAL_NODES:-2} real nodes (target <= 45 s)" bash scripts/testbed/cluster-up.sh
 timed "reuse" "cluster-up.sh while the cluster is up" bash scripts/testbed/cluster-up.sh
 if [[ -n $MOLECULE ]]; then
   timed "molecule" "molecule test -s testbed on the running cluster" "$MOLECULE" test -s testbed

@@ -72,7 +72,7 @@ done
 # libcni's result cache (/var/lib/cni/results, not configurable through containerd 1.6): the entries
 # naming our pods' network namespaces, which live under the state dir
 if [[ -d /var/lib/cni/results ]]; then
-  grep -lF "$TESTBED_STATE/" /var/lib/cni/results/* 2>/dev/null | xargs -r rm -f
+  { grep -lF "$TESTBED_STATE/" /var/lib/cni/results/* 2>/dev/null || true; } | xargs -r rm -f
   find /var/lib/cni -depth -type d -empty -delete 2>/dev/null || true
 fi
 if [[ -f $NODES_DIR/bridge ]]; then

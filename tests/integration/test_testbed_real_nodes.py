@@ -5,9 +5,9 @@ runc from Debian, the CNI bridge/host-local plugins, CoreDNS, and an image built
 packages (scripts/testbed/image_build.py). Simulated: the accelerators, which our device plugin
 advertises through the real kubelet device-plugin API (no hardware behind them).
 
-Skips when the cluster is not up or was started without real nodes (`TESTBED_REAL_NODES=2 make
-cluster-up` starts them; not the default yet); when nodes-up.sh ran (.state/testbed/nodes exists),
-missing real nodes are a failure.
+Skips when the cluster is not up or was started with TESTBED_REAL_NODES=0 (cluster-up starts two real
+nodes by default and fails when they do not come up); when nodes-up.sh ran (.state/testbed/nodes
+exists), missing real nodes are a failure.
 """
 
 import json
