@@ -2,7 +2,10 @@
 # Times of the Kubernetes test bed, printed as a table:
 #   cold build   scripts/testbed/build.sh with empty Go module, Go build and binary caches
 #                (what a fresh CI machine pays once per pin change); BENCH_COLD=0 skips it
-#   warm start   cluster-up.sh from cached binaries with no cluster running (target < 30 s)
+#                (all modules: the control plane, kubelet, kube-proxy, kwok, helm, lws, CoreDNS, ours)
+#   image cold   scripts/testbed/image_build.py pause python with empty image and .deb caches
+#   image cached the same with the caches filled (target <= 10 s)
+#   warm start   cluster-up.sh from cached binaries with no cluster running, real nodes included
 #   reuse        cluster-up.sh again while the cluster is up
 #   molecule     molecule test -s testbed on the running cluster
 # Leaves the cluster as it found it (running or not).
@@ -29,12 +32,19 @@ KUBECONFIG="$TESTBED_KUBECONFIG" "$TESTBED_BIN/kubectl" get --raw /readyz >/dev/
 if [[ ${BENCH_COLD:-1} == 1 ]]; then
   cold="$(mktemp -d /tmp/testbed-cold.XXXXXX)"
   timed "cold build" "empty GOMODCACHE+GOCACHE+binary cache, $(nproc) cores, $(go env GOVERSION)" \
-    env LLMOPS_CACHE_DIR="$cold/cache" GOCACHE="$cold/gocache" GOMODCACHE="$cold/gomod" bash scripts/testbed/build.sh
+    env LLMOPS_CACHE_DIR="$cold/cache" GOCACHE="$cold/gocache" GOMODCACHE="$cold/gomod" \
+    bash scripts/testbed/build.sh "${TESTBED_MODULES[@]}" "${TESTBED_NODE_MODULES[@]}"
   chmod -R u+w "$cold" && rm -rf "$cold"
 fi
-bash scripts/testbed/build.sh >/dev/null 2>&1  # make sure the normal cache is filled
+bash scripts/testbed/build.sh "${TESTBED_MODULES[@]}" "${TESTBED_NODE_MODULES[@]}" >/dev/null 2>&1  # fill the normal cache
+images="$(mktemp -d /tmp/testbed-images.XXXXXX)"
+timed "image cold" "pause + python images, empty image and .deb caches" \
+  env LLMOPS_CACHE_DIR="$images" python3 scripts/testbed/image_build.py pause python
+rm -rf "$images"
+python3 scripts/testbed/image_build.py pause python >/dev/null
+timed "image cached" "pause + python images again (target <= 10 s)" python3 scripts/testbed/image_build.py pause python
 bash scripts/testbed/cluster-down.sh >/dev/null 2>&1
-timed "warm start" "cluster-up.sh, cached binaries, no cluster running (target < 30 s)" bash scripts/testbed/cluster-up.sh
+timed "warm start" "cluster-up.sh, cached binaries, no cluster running, ${TESTBED_REAL_NODES:-2} real nodes (target <= 45 s)" bash scripts/testbed/cluster-up.sh
 timed "reuse" "cluster-up.sh while the cluster is up" bash scripts/testbed/cluster-up.sh
 if [[ -n $MOLECULE ]]; then
   timed "molecule" "molecule test -s testbed on the running cluster" "$MOLECULE" test -s testbed

@@ -65,7 +65,7 @@ PY
 # one a developer brought up before is left running.
 TESTBED_KUBECONFIG=$ROOT/.state/testbed/kubeconfig
 run_testbed() {
-  step "test bed up (real control plane, kwok GPU nodes, LWS controller, Volcano scheduler)"
+  step "test bed up (real control plane, kwok GPU nodes, real kubelet nodes, LWS controller, Volcano scheduler)"
   if [ ! -e "$TESTBED_KUBECONFIG" ]; then
     # quietly, so pytest's summary stays the last line printed; the log says what was stopped
     trap 'bash scripts/testbed/cluster-down.sh > "$ROOT/.build/testbed-down.log" 2>&1' EXIT

@@ -5,6 +5,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export PATH="$TESTBED_BIN:$PATH" KWOK_WORKDIR="$TESTBED_STATE/kwok"
 
+# The real nodes first: their containers, mounts, namespaces and cgroups must be gone before the
+# state is removed (nodes-down.sh refuses, and so do we, while mounts remain under it).
+bash "$TESTBED_REPO_ROOT/scripts/testbed/nodes-down.sh"
+
 # A recorded pid is ours only while its command line still names our state dir (pids get reused,
 # e.g. after a reboot); anything else is left alone.
 ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF "$TESTBED_STATE"; }

@@ -3,6 +3,7 @@
 # `kwokctl --runtime binary` from our locally built binaries (nothing downloaded), kwok simulating
 # the GPU nodes of testbed/nodes/, the upstream CRDs of ../shared/crds, and (unless TESTBED_LWS=0)
 # the real LeaderWorkerSet controller with its webhooks on loopback.
+# TESTBED_REAL_NODES=N (default 2; 0 = kwok nodes only) real kubelet nodes (scripts/testbed/nodes-up.sh).
 # Kubeconfig: .state/testbed/kubeconfig. Env: TESTBED_ASCEND=1 adds the Ascend node;
 # TESTBED_CRDS_DIR overrides ../shared/crds.
 set -euo pipefail
@@ -71,6 +72,10 @@ if [[ ${TESTBED_LWS:-1} == 1 ]]; then
 fi
 if [[ ${TESTBED_VOLCANO:-0} == 1 ]]; then
   bash "$TESTBED_REPO_ROOT/scripts/testbed/volcano-up.sh"
+fi
+# real kubelet nodes running containers (TESTBED_REAL_NODES=0: kwok nodes only)
+if [[ ${TESTBED_REAL_NODES:-2} -gt 0 ]]; then
+  bash "$TESTBED_REPO_ROOT/scripts/testbed/nodes-up.sh"
 fi
 
 log "cluster ready in $((SECONDS - start))s; export KUBECONFIG=$TESTBED_KUBECONFIG"

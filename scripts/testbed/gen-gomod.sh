@@ -22,10 +22,11 @@ gen_kubernetes() {
   godebug_line="$(grep -m1 '^godebug ' "$modfile" || true)"
   mkdir -p "$dir"
   {
-    header "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd (the version Kubernetes requires)" kubernetes
+    header "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy and etcd (the version Kubernetes requires)" kubernetes
     printf '%s\n\n%s\n\nrequire k8s.io/kubernetes %s\n\n' "$go_line" "$godebug_line" "$KUBERNETES_VERSION"
     printf 'tool (\n\tgo.etcd.io/etcd/server/v3\n\tk8s.io/kubernetes/cmd/kube-apiserver\n'
-    printf '\tk8s.io/kubernetes/cmd/kube-controller-manager\n\tk8s.io/kubernetes/cmd/kube-scheduler\n\tk8s.io/kubernetes/cmd/kubectl\n)\n\nreplace (\n'
+    printf '\tk8s.io/kubernetes/cmd/kube-controller-manager\n\tk8s.io/kubernetes/cmd/kube-scheduler\n\tk8s.io/kubernetes/cmd/kubectl\n'
+    printf '\tk8s.io/kubernetes/cmd/kubelet\n\tk8s.io/kubernetes/cmd/kube-proxy\n)\n\nreplace (\n'
     grep '=> ./staging/' "$modfile" | awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
     printf ')\n'
   } > "$dir/go.mod"
@@ -69,8 +70,22 @@ gen_volcano() {
   (cd "$dir" && go mod tidy)
 }
 
+# CoreDNS with the plugins the test bed uses: our main.go (committed beside go.mod) imports them.
+gen_coredns() {
+  local dir="$TESTBED_GO_DIR/coredns"
+  GOFLAGS='' go mod download "github.com/coredns/coredns@$COREDNS_VERSION"
+  {
+    header "CoreDNS (github.com/coredns/coredns) with the plugins main.go imports" coredns
+    printf '%s\n\nrequire github.com/coredns/coredns %s\n\ntool llmops.invalid/testbed/coredns\n' \
+      "$(grep -m1 '^go ' "$(GOFLAGS='' go mod download -json "github.com/coredns/coredns@$COREDNS_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')")" \
+      "$COREDNS_VERSION"
+  } > "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  (cd "$dir" && go mod tidy)
+}
+
 only="${1:-all}"
-for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}"; do
+for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_NODE_MODULES[@]}"; do
   [[ $only == all || $only == "$name" ]] || continue
   log "generating testbed/go/$name/go.mod"
   case $name in
@@ -79,5 +94,7 @@ for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}"; do
     helm) gen_simple helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm ;;
     lws) gen_simple lws sigs.k8s.io/lws "$LWS_VERSION" sigs.k8s.io/lws/cmd ;;
     volcano) gen_volcano ;;
+    coredns) gen_coredns ;;
+    node) (cd "$TESTBED_GO_DIR/node" && go mod tidy) ;;
   esac
 done
