@@ -13,7 +13,7 @@ short_description: Judge the serving pre-flight from the logs of every pod
 version_added: 0.2.0
 description:
   - Reads the all-reduce table (pod 0) and the C(NCCL_DEBUG=INFO) channel lines of every pod with the code
-    M(llmops.inference.nccl_check) uses. Fails the judgement on wrong values, a bus bandwidth below
+    the nccl_check module uses. Fails the judgement on wrong values, a bus bandwidth below
     C(min_busbw_gbps), and on channels between nodes that do not use the expected transport (NET/Socket while
     the RDMA facts say IB/RoCE), naming it.
 options:

@@ -23,7 +23,7 @@ description:
     followed by the collection's table (GPU model, GPU count, link type); see docs/node_health.md.
   - NVLink multicast stays off (C(NCCL_NVLS_ENABLE=0)) unless O(nccl_env) sets it.
   - With O(nccl_log) it runs nothing and judges a log the user already has (C(NCCL_DEBUG=INFO) output of all
-    ranks, text or a file path): which transport every channel used (P2P, SHM, NET/IB with or without GPUDirect
+    ranks, text or a file path) - which transport every channel used (P2P, SHM, NET/IB with or without GPUDirect
     RDMA, RoCE, NET/Socket), the HCAs and GID index seen, judged against O(expected_transport) or the RDMA facts.
   - A run whose inter-node channels are NET/Socket while IB/RoCE is expected fails with that sentence, whatever
     its bandwidth.

@@ -98,7 +98,7 @@ def _collection_uses():
 
 
 def test_every_collection_dependency_is_used():
-    """ansible.posix and community.okd were dependencies nothing used (dropped); keep it that way."""
+    """Every dependency is used (community.okd was dropped); ansible.posix came back for doca_ofed's ISO mount."""
     uses = _collection_uses()
     for name in _load("galaxy.yml")["dependencies"]:
         assert re.search(r"\b%s\.[a-z_]+" % re.escape(name), uses), "%s is a dependency nothing uses" % name
@@ -186,7 +186,7 @@ def test_ansible_builder_creates_a_build_context(ee_context):
     runtime = _pins("requirements.txt")
     assert python_reqs == ["%s==%s" % (n, v) for n, v in runtime.items() if n not in ("ansible", "ansible-core")]
     galaxy = yaml.safe_load((ee_context / "_build" / "requirements.yml").read_text())
-    assert sorted(c["name"] for c in galaxy["collections"]) == ["community.general", "kubernetes.core"]
+    assert sorted(c["name"] for c in galaxy["collections"]) == ["ansible.posix", "community.general", "kubernetes.core"]
     # exactly the tarball of this version, installed where every user finds it, before dropping to uid 1000
     (tarball,) = (ee_context / "_build" / "collection").iterdir()
     assert tarball.name == "llmops-inference-%s.tar.gz" % _load("galaxy.yml")["version"]
