@@ -80,7 +80,8 @@ run_molecule() {
   molecule test --all
 }
 
-# Debian tools the live tests drive for real (fabric_check pings across network namespaces): installed when
+# Debian tools the live tests drive for real (fabric_check pings across network namespaces, the bare-metal
+# roles run in a debootstrap root filesystem): installed when
 # missing and we are root; a test that still lacks one fails under CI instead of skipping.
 ensure_debian_tools() {  # ensure_debian_tools command:package ...
   local wanted=() pair
@@ -91,7 +92,7 @@ ensure_debian_tools() {  # ensure_debian_tools command:package ...
 
 run_tests() {
   step "pytest (unit + integration)"
-  ensure_debian_tools ping:iputils-ping ip:iproute2
+  ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap
   local paths=(tests/unit)
   [ -d tests/integration ] && paths+=(tests/integration)
   python -m pytest -q -p no:cacheprovider "${paths[@]}"
@@ -105,7 +106,7 @@ for stage in "${stages[@]}"; do
     testbed) run_testbed ;;
     tests) run_tests ;;
     unit) python -m pytest -q -p no:cacheprovider tests/unit ;;
-    integration) ensure_debian_tools ping:iputils-ping ip:iproute2; python -m pytest -q -p no:cacheprovider tests/integration ;;
+    integration) ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap; python -m pytest -q -p no:cacheprovider tests/integration ;;
     *) echo "unknown stage: $stage (lint sanity testbed molecule tests unit integration)" >&2; exit 2 ;;
   esac
 done
