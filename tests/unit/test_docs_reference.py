@@ -49,7 +49,7 @@ def test_every_filter_and_role_has_a_reference_page():
 
 # Roles whose option descriptions are being rewritten on another branch (issue 16); drop a role from
 # this list once its argument spec says what each option does.
-BARE_REFERENCES_PENDING = ("inference_exposure", "inference_server", "model_cache", "serving_plan")
+BARE_REFERENCES_PENDING = ()
 BARE = re.compile(r"^\W*see\s+[\w./#-]+\W*$", re.IGNORECASE)
 
 
