@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Record real NCCL_DEBUG=INFO logs of a 2-rank all-reduce under three transport settings.
 
 Run on a host with >= 2 GPUs (the lent H200 machine):

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import ipaddress
 import re
+import shlex
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
@@ -146,19 +147,24 @@ def parse_ip_addr(text):
     return addresses
 
 
-def run_pings(commands, timeout, popen):
-    """Run every ping at once (a rail-only 8 x 8 fabric has 56 silent pairs: one by one that is a minute).
+def parallel_ping_script(commands):
+    """One POSIX shell script that runs every ping at once and prints "<index> <exit code>" per ping.
 
-    commands: list of argv; popen: subprocess.Popen (injected so the module owns process creation).
-    Returns the exit codes in order; a ping still running after timeout is killed and counts as unreachable.
+    A rail-only 8 x 8 fabric has 56 silent pairs: one by one that is a minute of timeouts, all at once it is
+    one timeout. The arguments are validated interface names and IPv4 addresses, quoted anyway.
     """
-    procs = [popen(argv, stdout=-3, stderr=-3) for argv in commands]  # -3: subprocess.DEVNULL
-    codes = []
-    for proc in procs:
-        try:
-            codes.append(proc.wait(timeout=timeout))
-        except Exception:  # subprocess.TimeoutExpired
-            proc.kill()
-            proc.wait()
-            codes.append(None)
+    lines = []
+    for index, argv in enumerate(commands):
+        lines.append('( %s >/dev/null 2>&1; echo "%d $?" ) &' % (" ".join(shlex.quote(a) for a in argv), index))
+    lines.append("wait")
+    return "\n".join(lines) + "\n"
+
+
+def parse_ping_results(text, count):
+    """Exit codes by index from parallel_ping_script's output; a missing line counts as unreachable (None)."""
+    codes = [None] * count
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].lstrip("-").isdigit() and int(parts[0]) < count:
+            codes[int(parts[0])] = int(parts[1])
     return codes

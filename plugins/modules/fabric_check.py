@@ -103,8 +103,6 @@ reasons:
   returned: always
 """
 
-import subprocess
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.inference.plugins.module_utils import fabric
@@ -143,7 +141,10 @@ def check(module):
         for remote, address in nics.items()
     ]
     commands = [fabric.ping_command(ping, p[0], p[3], params["count"], params["timeout"]) for p in pairs]
-    codes = fabric.run_pings(commands, params["timeout"] * params["count"] + 5, subprocess.Popen)
+    rc, out, err = module.run_command(["/bin/sh", "-c", fabric.parallel_ping_script(commands)])
+    if rc != 0:
+        raise LlmopsError("the ping script exited with %d: %s" % (rc, (err or out).strip()[:300]))
+    codes = fabric.parse_ping_results(out, len(commands))
     results = [
         {"local": p[0], "host": p[1], "remote": p[2], "address": p[3], "reachable": code == 0}
         for p, code in zip(pairs, codes)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the test bed's container images without a registry or a container engine.
 
 Each image (testbed/images/images.json) is one layer: the files of Debian packages (dependencies

@@ -82,13 +82,13 @@ fi
 # 5. cgroups, deepest first
 for name in "${nodes[@]}"; do
   for ctrl in /sys/fs/cgroup/*/; do
-    [[ -d $ctrl$name ]] && find "$ctrl$name" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [[ -d $ctrl$name ]]; then find "$ctrl$name" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
 done
 
 # containerd 1.6 keeps shim sockets and fifos under /run/containerd whatever its config says; drop
 # the directories left empty there
-[[ -d /run/containerd ]] && find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
+if [[ -d /run/containerd ]]; then find /run/containerd -depth -type d -empty -delete 2>/dev/null || true; fi
 
 # 6. the kubelet's links to our pod logs, and the kernel tunables it changed
 for link in /var/log/containers/*.log; do

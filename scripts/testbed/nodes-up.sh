@@ -245,6 +245,7 @@ KUBELET
     mount --bind "$dir/kubelet" "$dir/kubelet"
     mount --make-shared "$dir/kubelet"
   fi
+  # shellcheck disable=SC2016 # $1 and $@ belong to the inner sh, expanded there
   start "$name-kubelet" nsenter --net="/run/netns/$name" unshare --mount --propagation unchanged sh -c '
     mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /var/log && mkdir -p /var/lib/kubelet/device-plugins &&
     mount --bind "$1" /var/lib/kubelet/device-plugins && shift && exec "$@"' sh "$dir/device-plugins" \

@@ -71,7 +71,7 @@ class Rootfs:
             return handle.read()
 
     def run(self, *argv):
-        return subprocess.run(["chroot", self.path] + list(argv), capture_output=True, text=True)
+        return subprocess.run(["chroot", self.path] + list(argv), capture_output=True, text=True, check=False)
 
     def listing(self):
         """Stat of every file (mode, owner, size, mtime, link target) plus sha256 of /etc and dpkg state."""

@@ -34,7 +34,7 @@ def driver_vars(**extra):
 
 def dpkg_version(rootfs, package):
     result = rootfs.run("dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package)
-    status, _, version = result.stdout.partition(" ")
+    status, _space, version = result.stdout.partition(" ")
     return version if result.returncode == 0 and status == "installed" else None
 
 

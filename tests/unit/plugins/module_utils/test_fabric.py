@@ -81,3 +81,15 @@ def test_bad_require_and_empty():
         fabric.judge({"shape": "all-to-all"}, "spine")
     with pytest.raises(LlmopsError):
         fabric.classify([], LOCAL, PEERS)
+
+
+def test_parallel_ping_script_and_its_results():
+    commands = [
+        fabric.ping_command("ping", "ib0", "10.1.0.2", 1, 2),
+        fabric.ping_command("ping", "ib1", "10.1.1.2", 1, 2),
+    ]
+    script = fabric.parallel_ping_script(commands)
+    assert '( ping -n -q -c 1 -W 2 -I ib0 10.1.0.2 >/dev/null 2>&1; echo "0 $?" ) &' in script
+    assert script.rstrip().endswith("wait")
+    assert fabric.parse_ping_results("1 1\n0 0\ngarbage\n7 0\n", 2) == [0, 1]
+    assert fabric.parse_ping_results("", 2) == [None, None]
