@@ -233,8 +233,9 @@ KUBELET
   labels="type=real,llmops.io/accelerator=nvidia,nvidia.com/gpu.present=true,nvidia.com/gpu.count=2"
   labels+=",nvidia.com/gpu.product=NVIDIA-A800-SXM4-80GB,nvidia.com/gpu.memory=81920,nvidia.com/gpu.family=ampere"
   labels+=",nvidia.com/gpu.compute.major=8,nvidia.com/gpu.compute.minor=0,nvidia.com/cuda.driver.major=535"
-  labels+=",feature.node.kubernetes.io/pci-10de.present=true,feature.node.kubernetes.io/rdma.available=true"
-  labels+=",feature.node.kubernetes.io/rdma.capable=true"
+  # No NFD rdma.available/rdma.capable labels: our device plugin serves rdma/ib here, and those labels would
+  # draw the Mellanox RDMA device plugin DaemonSet (an image this machine cannot pull) onto the real nodes.
+  labels+=",feature.node.kubernetes.io/pci-10de.present=true"
   # The kubelet's device-plugin directory is fixed (/var/lib/kubelet/device-plugins, whatever --root-dir
   # says), so each kubelet runs in a mount namespace of its own where tmpfs hide the host's /var/lib and
   # /var/log (its /var/log/containers links stay private too)
