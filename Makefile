@@ -89,7 +89,7 @@ engine-cli: ## record the real CLI of ENGINE=sglang|vllm VERSION=x.y.z into test
 	nice -n 10 $(PYTHON) scripts/engine_cli/record.py $(ENGINE) $(VERSION)
 
 engine-cli-check: venv ## run every emitted argv through the real parsers of the recorded venvs (slow)
-	LLMOPS_ENGINE_CLI_CHECK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/plugins/module_utils/test_engine_cli.py
+	PYTHONPATH=$(CURDIR)/tests $(BIN)/python -m pytest -q -p no:cacheprovider -p skip_policy -m engine_cli_live tests/unit
 
 clean: ## remove .venv and .build
 	rm -rf $(VENV) .build

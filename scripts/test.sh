@@ -90,12 +90,17 @@ ensure_debian_tools() {  # ensure_debian_tools command:package ...
   (apt-get update -qq && apt-get install -y -qq "${wanted[@]}") >/dev/null 2>&1 || echo "WARNING: could not install ${wanted[*]}"
 }
 
+# Every pytest run here loads tests/skip_policy.py: a skip fails the run (a live part did not start).
+run_pytest() {
+  PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -q -p no:cacheprovider -p skip_policy "$@"
+}
+
 run_tests() {
   step "pytest (unit + integration)"
   ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap
   local paths=(tests/unit)
   [ -d tests/integration ] && paths+=(tests/integration)
-  python -m pytest -q -p no:cacheprovider "${paths[@]}"
+  run_pytest "${paths[@]}"
 }
 
 for stage in "${stages[@]}"; do
@@ -105,8 +110,8 @@ for stage in "${stages[@]}"; do
     molecule) run_molecule ;;
     testbed) run_testbed ;;
     tests) run_tests ;;
-    unit) python -m pytest -q -p no:cacheprovider tests/unit ;;
-    integration) ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap; python -m pytest -q -p no:cacheprovider tests/integration ;;
+    unit) run_pytest tests/unit ;;
+    integration) ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap; run_pytest tests/integration ;;
     *) echo "unknown stage: $stage (lint sanity testbed molecule tests unit integration)" >&2; exit 2 ;;
   esac
 done

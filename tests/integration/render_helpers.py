@@ -8,6 +8,7 @@ import copy
 import glob
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -85,6 +86,14 @@ def run_render(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
 def read(path):
     with open(path) as handle:
         return handle.read()
+
+
+def engine_argv(container):
+    """The engine's argv: the command itself, or the line a start script execs (SGLang's API-key start)."""
+    command = container["command"]
+    if command[:2] != ["/bin/bash", "-c"]:
+        return command
+    return shlex.split(command[2].splitlines()[-1][len("exec ") :])
 
 
 def rendered_files(render_dir):

@@ -11,10 +11,9 @@ outputs in fixtures/plans/. Bad input must stop the play before any file is writ
 
 import glob
 import os
-import shlex
 
 import pytest
-from render_helpers import load_plan, read, rendered, rendered_files, run_render, validate_custom_resources
+from render_helpers import engine_argv, load_plan, read, rendered, rendered_files, run_render, validate_custom_resources
 
 API_KEY = "sk-test-5d2a91c0e7f3-never-printed"
 S3_ACCESS = "AKIA-TEST-ACCESS-6c1f0b"
@@ -127,7 +126,7 @@ def test_kserve_runtime_and_inference_service(openshift):
     # SGLang takes its API key from a --config file the start script writes from the Secret's env (issue 10 #11)
     assert container["command"][:2] == ["/bin/bash", "-c"]
     script = container["command"][2]
-    argv = shlex.split(script.splitlines()[-1][len("exec ") :])
+    argv = engine_argv(container)
     assert argv[:5] == ["python3", "-m", "sglang.launch_server", "--model-path", "/mnt/models"]
     assert _contains(argv, plan["engine_args"])
     assert argv[-2:] == ["--config", "/dev/shm/llmops-api-key.yaml"] and "--api-key" not in script

@@ -14,7 +14,15 @@ import os
 import sys
 
 import pytest
-from render_helpers import COLLECTIONS, ensure_collection_link, load_plan, read, rendered, validate_custom_resources
+from render_helpers import (
+    COLLECTIONS,
+    engine_argv,
+    ensure_collection_link,
+    load_plan,
+    read,
+    rendered,
+    validate_custom_resources,
+)
 from render_helpers import run_render as run_serve
 
 INVENTORIES = (
@@ -166,7 +174,8 @@ def test_engine_pods_survive_a_real_cluster(renders, inventory):
         if multi_node or plan["model"]["parameters"] > 100e9:
             assert budget >= 3600, budget
         if multi_node and plan["engine"] == "sglang":
-            assert engine["command"][engine["command"].index("--dist-timeout") + 1] == str(budget)
+            argv = engine_argv(engine)
+            assert argv[argv.index("--dist-timeout") + 1] == str(budget)
     # A PodDisruptionBudget over the engine pods.
     pdb = objects["PodDisruptionBudget"][0]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pods[0][1]["metadata"]["labels"].items()

@@ -4,8 +4,8 @@ The schemas in tests/unit/fixtures/engine_cli/ were dumped by scripts/engine_cli
 argument parsers (SGLang ServerArgs.add_cli_args, vLLM's `vllm serve` parser) of the PyPI releases. Here no
 engine is installed: the argv of every example inventory and of a matrix of plans is rendered through the
 real builders (parallelism.plan, serving.server_manifests) for each image version and validated against the
-schema of that version. The slow test at the end runs the real parser from the recorded venv (off by
-default: `make engine-cli-check`).
+schema of that version. The slow test at the end runs the real parser from the recorded venv (marked
+``engine_cli_live``: scripts/test.sh deselects it, `make engine-cli-check` runs it).
 """
 
 import copy
@@ -258,7 +258,7 @@ def test_the_builder_emits_each_versions_spelling():
     assert new_argv[new_argv.index("--tool-call-parser") + 1] == "qwen"
 
 
-@pytest.mark.skipif(not os.environ.get("LLMOPS_ENGINE_CLI_CHECK"), reason="slow: make engine-cli-check")
+@pytest.mark.engine_cli_live
 @pytest.mark.parametrize("engine", ["sglang", "vllm"])
 def test_real_parser_accepts_the_argv(engine):
     """Runs the real parser of every recorded version from its venv (scripts/engine_cli/record.py made it)."""
@@ -266,8 +266,11 @@ def test_real_parser_accepts_the_argv(engine):
     for image in IMAGES[engine]:
         version = engine_cli.image_version(image)[1]
         python = os.path.join(engine_cli_cache(), "%s-%s" % (engine, version), "bin", "python")
-        if not os.path.exists(python):
-            pytest.skip("no recorded venv %s (make engine-cli ENGINE=%s VERSION=%s)" % (python, engine, version))
+        assert os.path.exists(python), "no recorded venv %s (make engine-cli ENGINE=%s VERSION=%s)" % (
+            python,
+            engine,
+            version,
+        )
         request = PLANS["single"]
         argvs = engine_argvs(render(engine, request, image, OPTIONS[engine])[1])
         for argv in argvs:
