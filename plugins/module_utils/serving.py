@@ -372,6 +372,21 @@ def shell_join(argv):
     return " ".join(shell_quote(token) for token in argv)
 
 
+# Both Ray scripts give up when the group has not formed within the pod's startup budget (the env
+# engine_pod_env sets on every group pod), so a head that never comes or a worker that never joins ends in a
+# failed pod with a message (and LWS recreates the group) instead of a silent endless wait.
+_GROUP_DEADLINE = "deadline=$(( $(date +%s) + ${LLMOPS_STARTUP_BUDGET_SECONDS:-3600} ))"
+
+
+def _group_wait(condition, waiting, failed):
+    return [
+        "until %s; do" % condition,
+        '  if [ "$(date +%%s)" -ge "$deadline" ]; then echo "%s" >&2; exit 1; fi' % failed,
+        '  echo "%s"; sleep "${LLMOPS_GROUP_POLL_SECONDS:-5}"' % waiting,
+        "done",
+    ]
+
+
 def ray_leader_script(config, vllm_argv):
     """Start the Ray head, wait until the whole LWS group has joined, then run vllm serve on top of it."""
     count_nodes = (
@@ -379,14 +394,14 @@ def ray_leader_script(config, vllm_argv):
         'print(sum(1 for n in ray.nodes() if n["Alive"]))\' 2>/dev/null | tail -n 1'
     )
     return "\n".join(
-        [
-            "set -e",
-            "ray start --head --port=%d --disable-usage-stats" % config["ray_port"],
-            'until [ "$(%s)" -ge "${LWS_GROUP_SIZE}" ] 2>/dev/null; do' % count_nodes,
-            '  echo "waiting for ${LWS_GROUP_SIZE} Ray nodes to join"; sleep 5',
-            "done",
-            "exec " + shell_join(vllm_argv),
-        ]
+        ["set -e", "ray start --head --port=%d --disable-usage-stats" % config["ray_port"], _GROUP_DEADLINE]
+        + _group_wait(
+            '[ "$(%s)" -ge "${LWS_GROUP_SIZE}" ] 2>/dev/null' % count_nodes,
+            "waiting for ${LWS_GROUP_SIZE} Ray nodes to join",
+            "the Ray group did not form: fewer than ${LWS_GROUP_SIZE} nodes joined within "
+            "${LLMOPS_STARTUP_BUDGET_SECONDS:-3600} s (LLMOPS_STARTUP_BUDGET_SECONDS)",
+        )
+        + ["exec " + shell_join(vllm_argv)]
     )
 
 
@@ -396,11 +411,13 @@ def ray_worker_script(config):
         ["ray", "start", "--address=$(LWS_LEADER_ADDRESS):%d" % config["ray_port"], "--block", "--disable-usage-stats"]
     )
     return "\n".join(
-        [
-            "until %s; do" % join,
-            '  echo "waiting for the Ray head at ${LWS_LEADER_ADDRESS}"; sleep 5',
-            "done",
-        ]
+        [_GROUP_DEADLINE]
+        + _group_wait(
+            join,
+            "waiting for the Ray head at ${LWS_LEADER_ADDRESS}",
+            "no Ray head at ${LWS_LEADER_ADDRESS} within ${LLMOPS_STARTUP_BUDGET_SECONDS:-3600} s "
+            "(LLMOPS_STARTUP_BUDGET_SECONDS)",
+        )
     )
 
 

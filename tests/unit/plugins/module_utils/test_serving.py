@@ -1,6 +1,8 @@
 """Engine argv, env and pod layout for every example inventory (serving.py)."""
 
 import copy
+import os
+import subprocess
 
 import pytest
 from serving_cases import INVENTORIES, case
@@ -157,7 +159,7 @@ def test_qwen3_two_node_vllm_through_ray():
     assert "--tensor-parallel-size 8 --pipeline-parallel-size 2" in serve
     assert serve.count("--distributed-executor-backend") == 1
     assert "--api-key" not in serve and "VLLM_API_KEY" in env_names(leader)
-    assert worker["command"][2].startswith('until ray start --address="${LWS_LEADER_ADDRESS}":6379 --block')
+    assert 'until ray start --address="${LWS_LEADER_ADDRESS}":6379 --block' in worker["command"][2]
     pod = template["workerTemplate"]["spec"]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
     # rdma/roce is now announced by the device plugin (linkTypes [ether]); one share is all HCAs of the pod.
@@ -716,3 +718,35 @@ def test_openshift_scc_allows_host_paths_only_where_the_pods_mount_them():
     config, plan, cache = case("distill-1gpu")
     kinds = [o["kind"] for o in serving.server_manifests(config, plan, cache["layout"])]
     assert kinds == ["Deployment", "PodDisruptionBudget"]
+
+
+def _run_group_script(tmp_path, script, env):
+    """Run a rendered Ray script under bash with `ray` and `python3` replaced by stubs on PATH.
+
+    Ray cannot form a group without a cluster here; the stubs stand in for a head that never answers
+    (`ray start --address` fails) and a head that counts one live node, so what is tested is our script's
+    bounded wait, not Ray.
+    """
+    stubs = tmp_path / "bin"
+    stubs.mkdir(parents=True)
+    for name, body in (("ray", 'case "$*" in *--head*) exit 0 ;; *) exit 1 ;; esac'), ("python3", "echo 1")):
+        (stubs / name).write_text("#!/bin/sh\n%s\n" % body)
+        (stubs / name).chmod(0o755)
+    path = "%s:%s" % (stubs, os.environ["PATH"])
+    full_env = dict(env, PATH=path, LLMOPS_STARTUP_BUDGET_SECONDS="1", LLMOPS_GROUP_POLL_SECONDS="0.2")
+    return subprocess.run(["bash", "-c", script], env=full_env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_ray_group_waits_end_at_the_startup_budget(tmp_path):
+    """Issue 10 #1: the Ray head and workers stop waiting for the group after LLMOPS_STARTUP_BUDGET_SECONDS."""
+    _config, _plan, objects = workload("qwen3-235b-vllm-2node-ray")
+    template = server(objects)["spec"]["leaderWorkerTemplate"]
+    leader, worker = engine(template["leaderTemplate"]), engine(template["workerTemplate"])
+    budget = {item["name"]: item.get("value") for item in leader["env"]}["LLMOPS_STARTUP_BUDGET_SECONDS"]
+    assert int(budget) >= 3600
+    result = _run_group_script(tmp_path / "leader", leader["command"][2], {"LWS_GROUP_SIZE": "2"})
+    assert result.returncode == 1, result
+    assert "the Ray group did not form: fewer than 2 nodes joined within 1 s" in result.stderr
+    assert "waiting for 2 Ray nodes to join" in result.stdout and "vllm serve" not in result.stdout
+    result = _run_group_script(tmp_path / "worker", worker["command"][2], {"LWS_LEADER_ADDRESS": "leader.svc"})
+    assert result.returncode == 1 and "no Ray head at leader.svc within 1 s" in result.stderr, result
