@@ -1,0 +1,121 @@
+"""Waits that explain (issue 13, issue 18): pod states recorded from the live test bed.
+
+tests/unit/fixtures/pod_wait/*.json are real pod objects (managedFields dropped) read from the test bed's
+real kube-scheduler and real kubelet/containerd nodes: an image that does not exist (ImagePullBackOff), a pod
+asking for 9 GPUs (Unschedulable, the scheduler's own message), an env from a missing Secret
+(CreateContainerConfigError), a container exiting 3 (CrashLoopBackOff after 5 restarts), a Job-style pod that
+exited 1 (Failed), a Ready HTTP server and a Running pod whose readiness probe still fails.
+"""
+
+import copy
+import json
+import os
+
+import pytest
+
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.inference.plugins.module_utils.pod_wait import (
+    blocked_message,
+    pod_blocker,
+    pod_wait_state,
+)
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "pod_wait")
+# Far enough after the recording that every grace period has passed.
+LATER = 4102444800
+
+
+def pod(name):
+    with open(os.path.join(FIXTURES, name + ".json")) as handle:
+        return json.load(handle)
+
+
+@pytest.mark.parametrize(
+    "name, reason, words",
+    [
+        ("image-missing", "ImagePullBackOff", "llmops.invalid/testbed/no-such-image:1"),
+        ("too-many-gpus", "Unschedulable", "Insufficient nvidia.com/gpu"),
+        ("secret-missing", "CreateContainerConfigError", 'secret "no-such-secret" not found'),
+        ("crashing", "CrashLoopBackOff", "last exit 3 (Error)"),
+    ],
+)
+def test_stuck_pods_are_named_with_the_reason(name, reason, words):
+    found = pod_blocker(pod(name), now=LATER)
+    assert found["pod"] == name and found["reason"] == reason
+    assert words in found["message"]
+
+
+def test_pods_that_may_still_get_there_are_not_stuck():
+    for name in ("serving", "loading"):
+        assert pod_blocker(pod(name), now=LATER) is None
+    # a young Unschedulable pod may still fit once a group being torn down frees its GPUs
+    assert pod_blocker(pod("too-many-gpus"), unschedulable_grace_seconds=10**10, now=LATER) is None
+    # a crash loop below the restart threshold is left to restart
+    assert pod_blocker(pod("crashing"), crash_restarts=99, now=LATER) is None
+
+
+def test_a_fresh_exit_counts_once_the_restarts_are_reached():
+    crashed = pod("crashing")
+    status = crashed["status"]["containerStatuses"][0]
+    status["state"] = {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}
+    found = pod_blocker(crashed, crash_restarts=3, now=LATER)
+    assert found["reason"] == "CrashLoopBackOff" and "last exit 137 (OOMKilled)" in found["message"]
+
+
+def test_state_counts_ready_pods_and_stops_on_the_first_stuck_one():
+    state = pod_wait_state([pod("serving"), pod("loading")], expected=2, now=LATER)
+    assert state["done"] is False and state["blocked"] == [] and state["ready"] == 1
+    assert state["summary"] == "1 of 2 pods ready; loading: Running, not Ready"
+    state = pod_wait_state([pod("serving"), pod("image-missing")], expected=2, now=LATER)
+    assert [b["reason"] for b in state["blocked"]] == ["ImagePullBackOff"]
+    assert "image-missing: ImagePullBackOff" in state["summary"]
+    assert pod_wait_state([pod("serving")], expected=1, now=LATER)["done"] is True
+    missing = pod_wait_state([pod("serving")], expected=2, now=LATER)
+    assert not missing["done"] and missing["summary"].endswith("1 not created yet")
+
+
+def test_failed_job_pods_block_only_beyond_the_retries():
+    failed = pod("job-failed")
+    state = pod_wait_state([failed], expected=1, condition="succeeded", failures_allowed=1, now=LATER)
+    assert state["blocked"] == [] and not state["done"]
+    state = pod_wait_state([failed], expected=1, condition="succeeded", now=LATER)
+    (found,) = state["blocked"]
+    assert found["reason"] == "Failed" and found["message"] == "container download exited 1 (Error)"
+    assert found["logs"] is True
+    done = copy.deepcopy(failed)
+    done["status"]["phase"] = "Succeeded"
+    assert pod_wait_state([done], condition="succeeded", now=LATER)["done"] is True
+
+
+def test_pods_being_deleted_do_not_count():
+    old = pod("serving")
+    old["metadata"]["deletionTimestamp"] = "2026-11-30T02:30:00Z"
+    assert pod_wait_state([old], expected=1, now=LATER)["done"] is False
+
+
+def test_the_message_carries_events_and_the_log_tail():
+    state = pod_wait_state([pod("crashing")], expected=1, now=LATER)
+    logs = [{"item": state["blocked"][0], "log": "loading weights\nRuntimeError: not enough memory for the KV cache\n"}]
+    events = [{"item": "crashing", "resources": [{"type": "Warning", "reason": "BackOff", "message": "Back-off"}]}]
+    lines = blocked_message("the engine pods of tiny", state, logs, events)
+    assert (
+        lines[0]
+        == "the engine pods of tiny cannot become ready by waiting: 0 of 1 pods ready; crashing: CrashLoopBackOff"
+    )
+    assert lines[1].startswith("crashing/engine: CrashLoopBackOff: restarted 5 times; last exit 3 (Error)")
+    assert "  event Warning BackOff: Back-off" in lines
+    assert lines[-1] == "    RuntimeError: not enough memory for the KV cache"
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"condition": "healthy"}, "condition must be one of ready, succeeded"),
+        ({"expected": "two"}, "expected must be a number of pods"),
+    ],
+)
+def test_bad_input_is_refused(kwargs, words):
+    with pytest.raises(LlmopsError, match=words):
+        pod_wait_state([], **kwargs)
+    with pytest.raises(LlmopsError, match="list of pods"):
+        pod_wait_state({"resources": []})
