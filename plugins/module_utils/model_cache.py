@@ -40,6 +40,8 @@ SCRIPT_VOLUME = "model-download-script"
 # Subfolder of the cache volume for the engines' JIT/compile caches (serving.compile_cache).
 COMPILE_CACHE_SUB_PATH = ".llmops-compile-cache"
 STAGE_LABEL = "llmops.io/model-stage"
+# download-model.sh exits with this when retrying cannot help (refused credentials, no such bucket, ...).
+PERMANENT_FAILURE_EXIT = 3
 
 
 def validate(config):
@@ -334,7 +336,9 @@ def download_job(config, model_path, meta, claim, suffix, place=None):
     else:
         volume = {"name": VOLUME_NAME, "hostPath": {"path": config["host_path"], "type": "DirectoryOrCreate"}}
     pod_spec = {
-        "restartPolicy": "OnFailure",
+        # Never (a new pod per retry): podFailurePolicy, which fails the Job at once on a permanent error
+        # instead of retrying with back-off for minutes, requires it.
+        "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "securityContext": pod_policy.pod_security_context(),
         "containers": [container],
@@ -366,6 +370,18 @@ def download_job(config, model_path, meta, claim, suffix, place=None):
         "metadata": dict(meta, name="%s-%s-%s" % (config["name"][:30].rstrip("-"), suffix, digest[:8])),
         "spec": {
             "backoffLimit": int(config.get("download_retries", 6)),
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": container["name"],
+                            "operator": "In",
+                            "values": [PERMANENT_FAILURE_EXIT],
+                        },
+                    }
+                ]
+            },
             "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }
