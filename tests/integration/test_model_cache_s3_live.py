@@ -83,7 +83,7 @@ def cache_vars(namespace, s3, host_path, name, secret=None):
         "model_cache_extra_tolerations": [TOLERATION],
         "model_cache_images": {"s3": image, "huggingface": image, "modelscope": image},
         # the real nodes have the host's 2 cores; the defaults (4 CPUs, 8Gi) are for real servers
-        "model_cache_download_cpu": "200m",
+        "model_cache_download_cpu": "500m",
         "model_cache_download_memory": "384Mi",
         "model_cache_download_poll_seconds": 2,
         "model_cache_download_timeout": 110,
