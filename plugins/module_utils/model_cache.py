@@ -162,6 +162,9 @@ def _script_container(config, mode, image, env):
         "imagePullPolicy": config.get("image_pull_policy", "IfNotPresent"),
         "command": ["/bin/sh", "%s/%s" % (SCRIPT_MOUNT, SCRIPT_KEY), mode],
         "env": env,
+        # The pod's status then carries the outcome (the script's last line, or on failure the log's tail),
+        # which apply mode reports without reading logs through the kubelet.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         # requests = limits: an init container with less makes the engine pod Burstable, not Guaranteed.
         "resources": pod_policy.guaranteed_resources(cpu, memory),
         "securityContext": pod_policy.container_security_context(),

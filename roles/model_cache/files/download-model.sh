@@ -12,6 +12,13 @@
 set -eu
 PERMANENT=3
 
+# The outcome line also goes to the container's termination message (the pod's status shows it); on a failure
+# the pod uses the tail of this log instead (terminationMessagePolicy FallbackToLogsOnError).
+outcome() {
+  echo "$1"
+  if [ -f /dev/termination-log ] && [ -w /dev/termination-log ]; then echo "$1" > /dev/termination-log; fi
+}
+
 MODE="${1:-download}"
 DIR="${LLMOPS_MODEL_DIR:?LLMOPS_MODEL_DIR is not set}"
 MARKER="$DIR/.llmops-complete"
@@ -118,12 +125,12 @@ case "$MODE" in
     ;;
   download)
     if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$STAMP" ] && verify; then
-      echo "model cache is complete, skipping the download"; exit 0
+      outcome "model cache is complete, skipping the download"; exit 0
     fi
     download
     verify
     printf '%s' "$STAMP" > "$MARKER"
-    echo "model cache ready in $DIR"
+    outcome "model cache ready in $DIR"
     ;;
   *)
     echo "usage: $0 download|wait|verify"; exit 2

@@ -397,6 +397,8 @@ def test_download_jobs_fail_at_once_on_the_scripts_permanent_exit():
     assert "PERMANENT=%d" % model_cache.PERMANENT_FAILURE_EXIT in config["script"]
     # podFailurePolicy needs restartPolicy Never; the rule names the downloader container and the exit status
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # the reason reaches the pod's status (apply mode reports it without the kubelet's log endpoint)
+    assert job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
     (rule,) = job["spec"]["podFailurePolicy"]["rules"]
     assert rule["action"] == "FailJob"
     assert rule["onExitCodes"] == {
