@@ -9,7 +9,8 @@ reach the role as model_cache_s3_access_key/secret_key (from a vault in producti
 
 Both real nodes are network namespaces of one host, so their host paths are the same folder of the host:
 each node's staging Job runs pinned to its node, and whichever finishes second may find the folder
-already complete (its outcome, the pod's termination message, says it skipped). On separate machines each would download.
+already complete (its outcome, the pod's termination message, says it skipped). On separate machines
+each would download.
 Skips when the test bed is not up or runs no real nodes (as test_testbed_real_nodes.py); fails when the
 bed is up with real nodes but without its S3 server (unless TESTBED_S3=0).
 """
