@@ -27,8 +27,9 @@ from kubernetes import client
 from testbed_support import KUBECONFIG, ROOT, wait_for
 
 NODES = ["llmops-real-0", "llmops-real-1"]
-NODES_STATE = os.path.join(ROOT, ".state", "testbed", "nodes")
-S3_STATE = os.environ.get("TESTBED_S3_STATE", os.path.join(ROOT, ".state", "testbed", "s3"))
+# beside the kubeconfig: the state of the bed the tests use (TESTBED_KUBECONFIG may name another checkout's)
+NODES_STATE = os.path.join(os.path.dirname(KUBECONFIG), "nodes")
+S3_STATE = os.environ.get("TESTBED_S3_STATE", os.path.join(os.path.dirname(KUBECONFIG), "s3"))
 PLAYBOOK = "tests/integration/playbooks/model_cache_live.yml"
 SCRIPT = os.path.join(ROOT, "roles", "model_cache", "files", "download-model.sh")
 PLAN = os.path.join(ROOT, "tests", "integration", "fixtures", "plans", "deepseek-r1-2x8-a800-sglang.yml")
@@ -157,7 +158,14 @@ def test_s3_cache_is_staged_on_both_real_nodes_and_then_skipped(ansible_playbook
     # creating them is a change.
     for job in jobs:
         batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Foreground")
-    wait_for(lambda: not job_pods(core, namespace, name), timeout=60, what="the staging Jobs' pods gone")
+    wait_for(
+        lambda: (
+            not job_pods(core, namespace, name)
+            and not batch.list_namespaced_job(namespace, label_selector=f"app.kubernetes.io/name={name}").items
+        ),
+        timeout=60,
+        what="the staging Jobs and their pods gone",
+    )
     third = run(ansible_playbook, tmp_path, extra)
     assert third.returncode == 0, third.output[-4000:]
     assert third.stats()["localhost"]["changed"] > 0
