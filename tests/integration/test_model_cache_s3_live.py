@@ -136,7 +136,7 @@ def test_s3_cache_is_staged_on_both_real_nodes_and_then_skipped(ansible_playbook
     for pod in pods.values():
         status = pod.status.container_statuses[0].state.terminated
         print(f"{pod.spec.node_name}: Job pod ran {(status.finished_at - status.started_at).total_seconds():.1f}s")
-    print(f"first run (two staging Jobs, download, verify): {elapsed:.1f}s")
+    print(f"first run (two staging Jobs, download, verify): {elapsed:.1f}s; outcomes {sorted(outcomes.values())}")
 
     model = host_path / "llmops-models--tiny-qwen2"
     for file in ("config.json", "model.safetensors.index.json"):
@@ -191,5 +191,6 @@ def test_a_wrong_secret_key_fails_the_job_at_once_and_the_role_says_why(
     batch = client.BatchV1Api(core.api_client)
     jobs = batch.list_namespaced_job(namespace, label_selector=f"app.kubernetes.io/name={name}").items
     assert jobs and all((job.status.failed or 0) <= 1 for job in jobs)  # one pod each, not backoffLimit of them
-    print(f"wrong secret key: the play failed after {elapsed:.1f}s")
+    (failed,) = [r for r in result.task_results("with its reason and last log lines") if r.get("failed")]
+    print(f"wrong secret key: the play failed after {elapsed:.1f}s: {failed['msg']}")
     assert elapsed < 100
