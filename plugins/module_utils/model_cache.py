@@ -40,6 +40,8 @@ SCRIPT_VOLUME = "model-download-script"
 # Subfolder of the cache volume for the engines' JIT/compile caches (serving.compile_cache).
 COMPILE_CACHE_SUB_PATH = ".llmops-compile-cache"
 STAGE_LABEL = "llmops.io/model-stage"
+# download-model.sh exits with this when retrying cannot help (refused credentials, no such bucket, ...).
+PERMANENT_FAILURE_EXIT = 3
 
 
 def validate(config):
@@ -160,6 +162,9 @@ def _script_container(config, mode, image, env):
         "imagePullPolicy": config.get("image_pull_policy", "IfNotPresent"),
         "command": ["/bin/sh", "%s/%s" % (SCRIPT_MOUNT, SCRIPT_KEY), mode],
         "env": env,
+        # The pod's status then carries the outcome (the script's last line, or on failure the log's tail),
+        # which apply mode reports without reading logs through the kubelet.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         # requests = limits: an init container with less makes the engine pod Burstable, not Guaranteed.
         "resources": pod_policy.guaranteed_resources(cpu, memory),
         "securityContext": pod_policy.container_security_context(),
@@ -334,7 +339,9 @@ def download_job(config, model_path, meta, claim, suffix, place=None):
     else:
         volume = {"name": VOLUME_NAME, "hostPath": {"path": config["host_path"], "type": "DirectoryOrCreate"}}
     pod_spec = {
-        "restartPolicy": "OnFailure",
+        # Never (a new pod per retry): podFailurePolicy, which fails the Job at once on a permanent error
+        # instead of retrying with back-off for minutes, requires it.
+        "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "securityContext": pod_policy.pod_security_context(),
         "containers": [container],
@@ -366,6 +373,18 @@ def download_job(config, model_path, meta, claim, suffix, place=None):
         "metadata": dict(meta, name="%s-%s-%s" % (config["name"][:30].rstrip("-"), suffix, digest[:8])),
         "spec": {
             "backoffLimit": int(config.get("download_retries", 6)),
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": container["name"],
+                            "operator": "In",
+                            "values": [PERMANENT_FAILURE_EXIT],
+                        },
+                    }
+                ]
+            },
             "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
         },
     }

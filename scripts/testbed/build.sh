@@ -48,6 +48,16 @@ ldflags_for() {
     lws)
       p=sigs.k8s.io/lws/pkg/version
       flags+=" -X $p.GitVersion=$LWS_VERSION -X $p.GitCommit=$NO_COMMIT -X $p.BuildDate=$BUILD_DATE" ;;
+    minio)
+      # the pseudo-version's date and commit (MINIO_VERSION); the update URL goes nowhere
+      local stamp commit date
+      stamp="${MINIO_VERSION#v0.0.0-}"; commit="${stamp#*-}"; stamp="${stamp%%-*}"
+      date="${stamp:0:4}-${stamp:4:2}-${stamp:6:2}T${stamp:8:2}:${stamp:10:2}:${stamp:12:2}Z"
+      p=github.com/minio/minio/cmd
+      flags+=" -X $p.Version=$date -X $p.ReleaseTag=DEVELOPMENT.${date//:/-} -X $p.CommitID=$commit"
+      flags+=" -X $p.ShortCommitID=$commit -X $p.MinioReleaseBaseURL=$NO_DOWNLOAD/"
+      commit="$(cd "$TESTBED_GO_DIR/minio" && go list -m -f '{{.Version}}' github.com/minio/mc)"
+      flags+=" -X github.com/minio/mc/cmd.CommitID=${commit##*-}" ;;
     volcano)
       p=volcano.sh/volcano/pkg/version
       flags+=" -X $p.Version=$VOLCANO_VERSION -X $p.GitSHA=$NO_COMMIT -X $p.Built=$BUILD_DATE" ;;
@@ -105,6 +115,7 @@ check_pins() {
     lws) module=sigs.k8s.io/lws version=$LWS_VERSION ;;
     volcano) module=volcano.sh/volcano version=$VOLCANO_VERSION ;;
     coredns) module=github.com/coredns/coredns version=$COREDNS_VERSION ;;
+    minio) module=github.com/minio/minio version=$MINIO_VERSION ;;
     *) return 0 ;;  # our own code (testbed/go/node): nothing pinned
   esac
   got="$(cd "$TESTBED_GO_DIR/$name" && go list -m -f '{{.Version}}' "$module")"

@@ -4,6 +4,7 @@
 # the GPU nodes of testbed/nodes/, the upstream CRDs of ../shared/crds, and (unless TESTBED_LWS=0)
 # the real LeaderWorkerSet controller with its webhooks on loopback.
 # TESTBED_REAL_NODES=N (default 2; 0 = kwok nodes only) real kubelet nodes (scripts/testbed/nodes-up.sh).
+# TESTBED_S3=0 skips the S3 model source (MinIO, scripts/testbed/s3-up.sh).
 # Kubeconfig: .state/testbed/kubeconfig. Env: TESTBED_ASCEND=1 adds the Ascend node;
 # TESTBED_CRDS_DIR overrides ../shared/crds.
 set -euo pipefail
@@ -76,6 +77,11 @@ fi
 # real kubelet nodes running containers (TESTBED_REAL_NODES=0: kwok nodes only)
 if [[ ${TESTBED_REAL_NODES:-2} -gt 0 ]]; then
   bash "$TESTBED_REPO_ROOT/scripts/testbed/nodes-up.sh"
+fi
+
+# the S3 model source (MinIO on the real nodes' bridge, or loopback), after the nodes made the bridge
+if [[ ${TESTBED_S3:-1} == 1 ]]; then
+  bash "$TESTBED_REPO_ROOT/scripts/testbed/s3-up.sh"
 fi
 
 log "cluster ready in $((SECONDS - start))s; export KUBECONFIG=$TESTBED_KUBECONFIG"

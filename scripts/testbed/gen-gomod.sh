@@ -84,6 +84,31 @@ gen_coredns() {
   (cd "$dir" && go mod tidy)
 }
 
+# MinIO and its client mc at the version MinIO's go.mod requires; mc is required directly so that its own
+# go.mod's requirements are in the graph (as a pruned indirect dependency, tidy would look its imports up
+# at their latest versions instead). Tidy also loads tests of old-style dependencies (nats stan.go's pull
+# in hashicorp/raft and bbolt): every module upstream's go.sum has content for is required first at that
+# version, so tidy keeps upstream's choice instead of the latest (bbolt 1.5 raised golang.org/x/sys by 15
+# minor versions); tidy drops the ones nothing imports.
+gen_minio() {
+  local dir="$TESTBED_GO_DIR/minio" modfile src mc_version info
+  info="$(GOFLAGS='' go mod download -json "github.com/minio/minio@$MINIO_VERSION")"
+  modfile="$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' <<< "$info")"
+  src="$(sed -n 's/.*"Dir": "\(.*\)",/\1/p' <<< "$info")"
+  mc_version="$(awk '$1 == "github.com/minio/mc" {print $2}' "$modfile")"
+  mkdir -p "$dir"
+  {
+    header "MinIO (github.com/minio/minio) and its client mc" minio
+    printf '%s\n\nrequire (\n\tgithub.com/minio/minio %s\n\tgithub.com/minio/mc %s\n)\n\n' \
+      "$(grep -m1 '^go ' "$modfile")" "$MINIO_VERSION" "$mc_version"
+    printf 'tool (\n\tgithub.com/minio/minio\n\tgithub.com/minio/mc\n)\n\nrequire (\n'
+    grep -v '/go.mod ' "$src/go.sum" | sort -k1,1 -k2,2V | awk '{v[$1] = $2} END {for (m in v) if (m !~ /^github.com\/minio\/(minio|mc)$/) print "\t" m " " v[m] " // indirect"}' | sort
+    printf ')\n'
+  } > "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  (cd "$dir" && go mod tidy)
+}
+
 only="${1:-all}"
 for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_NODE_MODULES[@]}"; do
   [[ $only == all || $only == "$name" ]] || continue
@@ -95,6 +120,7 @@ for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_
     lws) gen_simple lws sigs.k8s.io/lws "$LWS_VERSION" sigs.k8s.io/lws/cmd ;;
     volcano) gen_volcano ;;
     coredns) gen_coredns ;;
+    minio) gen_minio ;;
     node) (cd "$TESTBED_GO_DIR/node" && go mod tidy) ;;
   esac
 done

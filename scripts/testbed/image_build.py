@@ -7,7 +7,9 @@ a docker-archive tarball (manifest.json + config + layer.tar) that `ctr images i
 
 Archives are cached under ~/.cache/llmops-inference/testbed/images/<name>-<key>.tar, where the key
 hashes the image definition, the exact package versions, the binaries and this script: an
-unchanged image is not rebuilt. Usage: image_build.py NAME... (prints one archive path per line).
+unchanged image is not rebuilt. An image with ``tag_version_of: <package>`` is tagged with that
+package's version; the build refuses a tag that does not end with the version apt resolved, so a tag
+never names another version than what is inside. Usage: image_build.py NAME... (prints one archive path per line).
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def build_layer(rootfs: Path, links: dict[str, str]) -> bytes:
 
 def build(name: str, spec: dict) -> Path:
     debs = resolve_debs(spec.get("debs", []))
+    if spec.get("tag_version_of"):
+        version = dict(debs).get(spec["tag_version_of"])
+        wrong = [tag for tag in spec["tags"] if version is None or not tag.endswith(":" + version)]
+        if wrong:
+            package = spec["tag_version_of"]
+            raise SystemExit(f"image {name}: tags {wrong} do not name {package} {version}, the version apt resolved")
     bins = {BIN / src: dest for src, dest in spec.get("bins", {}).items()}
     for src in bins:
         if not src.exists():

@@ -14,8 +14,9 @@ TESTBED_CLUSTER_NAME="${TESTBED_CLUSTER_NAME:-llmops}"
 TESTBED_MODULES=(kubernetes kwok helm lws)
 # Built only on request (scripts/testbed/build.sh volcano, or TESTBED_VOLCANO=1 for cluster-up).
 TESTBED_OPTIONAL_MODULES=(volcano)
-# The real nodes' parts (scripts/testbed/nodes-up.sh): cluster DNS and our own node binaries.
-TESTBED_NODE_MODULES=(coredns node)
+# The real nodes' parts (scripts/testbed/nodes-up.sh): cluster DNS and our own node binaries; the S3
+# server and client of the model source (scripts/testbed/s3-up.sh).
+TESTBED_NODE_MODULES=(coredns node minio)
 
 log() { printf '>>> [testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR [testbed]: %s\n' "$*" >&2; exit 1; }

@@ -7,7 +7,17 @@
 # Settings come from the environment: LLMOPS_SOURCE (huggingface|modelscope|s3), LLMOPS_MODEL_ID,
 # LLMOPS_REVISION, LLMOPS_MODEL_DIR, LLMOPS_S3_URI, LLMOPS_PIP_INSTALL (true|false);
 # the tools' own variables pass through (HF_ENDPOINT, HF_TOKEN, MODELSCOPE_DOMAIN, AWS_*, PIP_INDEX_URL).
+# Exit status 3: a failure retrying cannot fix (refused credentials, no such bucket, unknown source, missing
+# client); the download Job's podFailurePolicy fails the Job on it at once instead of retrying for minutes.
 set -eu
+PERMANENT=3
+
+# The outcome line also goes to the container's termination message (the pod's status shows it); on a failure
+# the pod uses the tail of this log instead (terminationMessagePolicy FallbackToLogsOnError).
+outcome() {
+  echo "$1"
+  if [ -f /dev/termination-log ] && [ -w /dev/termination-log ]; then echo "$1" > /dev/termination-log; fi
+}
 
 MODE="${1:-download}"
 DIR="${LLMOPS_MODEL_DIR:?LLMOPS_MODEL_DIR is not set}"
@@ -48,7 +58,7 @@ verify() {
 ensure_python_module() {
   if python3 -c "import $1" 2>/dev/null; then return 0; fi
   if [ "${LLMOPS_PIP_INSTALL:-true}" != "true" ]; then
-    echo "python module $1 is missing from the downloader image and pip install is off"; exit 2
+    echo "python module $1 is missing from the downloader image and pip install is off"; exit $PERMANENT
   fi
   python3 -m pip install --quiet "$2"
 }
@@ -77,11 +87,23 @@ snapshot_download(os.environ["LLMOPS_MODEL_ID"], revision=os.environ.get("LLMOPS
 PY
       ;;
     s3)
-      echo "syncing ${LLMOPS_S3_URI:?LLMOPS_S3_URI is not set} into $DIR"
-      aws s3 sync --only-show-errors "$LLMOPS_S3_URI" "$DIR"
+      echo "syncing ${LLMOPS_S3_URI:?LLMOPS_S3_URI is not set} into $DIR${AWS_ENDPOINT_URL:+ from $AWS_ENDPOINT_URL}"
+      # AWS CLI v2 reads AWS_ENDPOINT_URL itself only from 2.13 on (Debian bookworm ships 2.9.19): pass it.
+      set -- s3 sync --only-show-errors "$LLMOPS_S3_URI" "$DIR"
+      if [ -n "${AWS_ENDPOINT_URL:-}" ]; then set -- --endpoint-url "$AWS_ENDPOINT_URL" "$@"; fi
+      errors="${TMPDIR:-/tmp}/llmops-s3-errors.$$"
+      if ! aws "$@" 2>"$errors"; then
+        cat "$errors"
+        if grep -qE '\((InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied|NoSuchBucket|InvalidBucketName|AllAccessDisabled)\)' "$errors"; then
+          echo "the S3 source refused the request (see above): retrying cannot help; check model_cache_s3_uri and the credentials"
+          rm -f "$errors"; exit $PERMANENT
+        fi
+        rm -f "$errors"; exit 1
+      fi
+      rm -f "$errors"
       ;;
     *)
-      echo "unknown LLMOPS_SOURCE '${LLMOPS_SOURCE:-}' (huggingface, modelscope or s3)"; exit 2
+      echo "unknown LLMOPS_SOURCE '${LLMOPS_SOURCE:-}' (huggingface, modelscope or s3)"; exit $PERMANENT
       ;;
   esac
 }
@@ -103,12 +125,12 @@ case "$MODE" in
     ;;
   download)
     if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$STAMP" ] && verify; then
-      echo "model cache is complete, skipping the download"; exit 0
+      outcome "model cache is complete, skipping the download"; exit 0
     fi
     download
     verify
     printf '%s' "$STAMP" > "$MARKER"
-    echo "model cache ready in $DIR"
+    outcome "model cache ready in $DIR"
     ;;
   *)
     echo "usage: $0 download|wait|verify"; exit 2

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from serving_cases import ROOT, cache_config, load_plan
@@ -339,3 +340,69 @@ def test_script_wait_refuses_a_cache_of_another_revision(tmp_path):
     output = waited.value.stdout.decode() if isinstance(waited.value.stdout, bytes) else waited.value.stdout
     assert "holds 'huggingface|Qwen/Qwen3-0.6B|old-revision|', waiting for" in output
     assert "new-revision" in output
+
+
+# The s3 branch of the script. `aws` here is a recording stand-in on PATH (the real AWS CLI runs in the live
+# test, tests/integration/test_model_cache_s3_live.py, against MinIO); it prints what Debian's awscli 2.9.19
+# printed there for a wrong secret key.
+REFUSED = (
+    "fatal error: An error occurred (SignatureDoesNotMatch) when calling the ListObjectsV2 operation: The request "
+    "signature we calculated does not match the signature you provided. Check your key and signing method."
+)
+
+
+def _s3_run(tmp_path, stderr="", status=0, **env):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    argv = tmp_path / "argv"
+    aws = tools / "aws"
+    aws.write_text(
+        '#!/bin/sh\nfor a in "$@"; do echo "$a"; done > %s\nprintf "%%s\\n" "%s" >&2\nexit %d\n'
+        % (argv, stderr, status)
+    )
+    aws.chmod(0o755)
+    folder = tmp_path / "model"
+    environment = {"PATH": "%s:%s" % (tools, os.environ["PATH"]), "LLMOPS_SOURCE": "s3", "LLMOPS_S3_URI": "s3://b/m"}
+    environment.update(env)
+    result = _run(folder, "download", **environment)
+    return result, argv.read_text().splitlines() if argv.exists() else []
+
+
+def test_script_gives_aws_the_endpoint_itself(tmp_path):
+    # AWS CLI v2 reads AWS_ENDPOINT_URL only from 2.13 on; Debian bookworm's awscli is 2.9.19.
+    result, argv = _s3_run(tmp_path, AWS_ENDPOINT_URL="http://10.213.0.1:9400")
+    assert argv[:2] == ["--endpoint-url", "http://10.213.0.1:9400"], result.stdout + result.stderr
+    assert argv[2:] == ["s3", "sync", "--only-show-errors", "s3://b/m", str(tmp_path / "model")]
+
+
+def test_script_without_an_endpoint_talks_to_aws_s3(tmp_path):
+    _result, argv = _s3_run(tmp_path)
+    assert argv[0] == "s3" and "--endpoint-url" not in argv
+
+
+def test_script_refused_credentials_are_a_permanent_failure(tmp_path):
+    result, _argv = _s3_run(tmp_path, stderr=REFUSED, status=1, AWS_ENDPOINT_URL="http://10.213.0.1:9400")
+    assert result.returncode == model_cache.PERMANENT_FAILURE_EXIT
+    assert "SignatureDoesNotMatch" in result.stdout and "retrying cannot help" in result.stdout
+
+
+def test_script_other_s3_errors_are_retried(tmp_path):
+    result, _argv = _s3_run(tmp_path, stderr="Could not connect to the endpoint URL", status=255)
+    assert result.returncode == 1 and "Could not connect" in result.stdout
+
+
+def test_download_jobs_fail_at_once_on_the_scripts_permanent_exit():
+    config = dict(cache_config("local"), script=Path(SCRIPT_PATH).read_text())
+    job = _jobs(model_cache.cache_plan(config, load_plan("local"), 1))[0]
+    assert "PERMANENT=%d" % model_cache.PERMANENT_FAILURE_EXIT in config["script"]
+    # podFailurePolicy needs restartPolicy Never; the rule names the downloader container and the exit status
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # the reason reaches the pod's status (apply mode reports it without the kubelet's log endpoint)
+    assert job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    (rule,) = job["spec"]["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob"
+    assert rule["onExitCodes"] == {
+        "containerName": job["spec"]["template"]["spec"]["containers"][0]["name"],
+        "operator": "In",
+        "values": [model_cache.PERMANENT_FAILURE_EXIT],
+    }
