@@ -105,7 +105,7 @@ class Leader:
                 continue
             self._register(conn, peer)
         elapsed = time.monotonic() - started
-        for rank, (conn, _lines) in sorted(self.peers.items()):
+        for _rank, (conn, _lines) in sorted(self.peers.items()):
             _send(conn, {"formed": True, "nnodes": self.nnodes})
         log("group formed: %d of %d ranks in %.1fs" % (self.nnodes, self.nnodes, elapsed))
         for rank in sorted(self.peers):
