@@ -228,3 +228,23 @@ def test_vllm_serve_key_from_env_v1_only(env, model, tmp_path):
     # vLLM 0.33.0 dropped --swap-space (engine_cli.RENAMES): refused as by its parser
     code, out = finish(start(env, argv + ["--swap-space", "4"]))
     assert code == 2 and "vllm 0.33.0: unknown flag --swap-space" in out
+
+
+def test_vllm_data_parallel_nodes_rendezvous_at_the_rpc_address(env, model):
+    """serving.vllm_dp_script's two nodes: the API node (start rank 0) and a --headless one (start rank 1)."""
+    vllm = os.path.join(env["PYTHONPATH"].replace("/usr/local/lib/python3.11/dist-packages", ""), "usr/local/bin/vllm")
+    port, rpc = free_port(), free_port()
+    common = [sys.executable, vllm, "serve", model, "--served-model-name", "tiny", "--host", "127.0.0.1",
+              "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-address", "127.0.0.1",
+              "--data-parallel-rpc-port", str(rpc)]  # fmt: skip
+    api = start(env, common + ["--port", str(port), "--data-parallel-start-rank", "0"])
+    headless = start(env, common + ["--port", str(free_port()), "--headless", "--data-parallel-start-rank", "1"])
+    try:
+        wait_health(port, api)
+        status, answer = http("http://127.0.0.1:%d/v1/completions" % port, {"model": "tiny", "prompt": "x"})
+        assert status == 200 and "over 2 node(s)" in answer["choices"][0]["text"]
+        headless.kill()
+        code, out = finish(api)
+        assert code == 1 and "lost rank 1" in out
+    finally:
+        stop(api, headless)
