@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from render_helpers import COLLECTIONS, ensure_collection_link
 from standin_support import free_port, http, image_root, make_model
 
 KEY = "sk-standin-test"
@@ -30,7 +31,9 @@ def model(tmp_path_factory):
 
 def start(env, argv, extra_env=None):
     merged = dict(env, **(extra_env or {}))
-    return subprocess.Popen(argv, env=merged, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        argv, env=merged, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def sglang(model, port, *extra):
@@ -248,3 +251,40 @@ def test_vllm_data_parallel_nodes_rendezvous_at_the_rpc_address(env, model):
         assert code == 1 and "lost rank 1" in out
     finally:
         stop(api, headless)
+
+
+def test_vllm_ray_scripts_of_our_builder_run_and_the_leader_dies_with_a_ray_node(env, model, tmp_path):
+    """serving.ray_leader_script / ray_worker_script, exactly as rendered, with the stand-in `ray` (a head that
+    counts joined nodes; not Ray) and `vllm serve --distributed-executor-backend ray`."""
+    ensure_collection_link()
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    from ansible_collections.llmops.inference.plugins.module_utils import serving
+
+    site = env["PYTHONPATH"]
+    bindir = os.path.join(site.replace("/usr/local/lib/python3.11/dist-packages", ""), "usr/local/bin")
+    port, ray_port = free_port(), free_port()
+    argv = ["vllm", "serve", model, "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+            "--tensor-parallel-size", "4", "--distributed-executor-backend", "ray"]  # fmt: skip
+    config = {"ray_port": ray_port}
+    leader_script = serving.ray_leader_script(config, argv).replace("sleep 5", "sleep 1")
+    worker_script = serving.ray_worker_script(config).replace("sleep 5", "sleep 1")
+    python = os.path.dirname(sys.executable)
+    base = dict(env, PATH="%s:%s:/usr/bin:/bin" % (bindir, python), LWS_GROUP_SIZE="2")
+    base["LWS_LEADER_ADDRESS"] = "127.0.0.1"
+    # one Ray state folder per "pod": they are separate containers in the cluster
+    leader = start(base, ["/bin/bash", "-c", leader_script], {"LLMOPS_STANDIN_RAY_DIR": str(tmp_path / "head")})
+    worker = start(base, ["/bin/bash", "-c", worker_script], {"LLMOPS_STANDIN_RAY_DIR": str(tmp_path / "node")})
+    try:
+        wait_health(port, leader, timeout=40)
+        status, answer = http("http://127.0.0.1:%d/v1/chat/completions" % port,
+                              {"model": "tiny", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+        assert status == 200 and "over 2 node(s), tp 4" in answer["choices"][0]["message"]["content"]
+        os.killpg(worker.pid, signal.SIGKILL)  # the node's script and its `ray start --block`
+        code, out = finish(leader, timeout=30)
+        assert code == 1 and "a Ray node died (1 of 2 alive)" in out, out
+    finally:
+        stop(worker, leader)
+        for folder in ("head", "node"):
+            ray = [sys.executable, os.path.join(bindir, "ray"), "stop"]
+            subprocess.run(ray, env=dict(env, LLMOPS_STANDIN_RAY_DIR=str(tmp_path / folder)), check=False)

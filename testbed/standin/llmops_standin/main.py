@@ -10,8 +10,9 @@ import os
 import signal
 import sys
 import threading
+import time
 
-from llmops_standin import checks, rendezvous, server
+from llmops_standin import checks, ray_cli, rendezvous, server
 from llmops_standin.rendezvous import log
 
 DEFAULT_DIST_TIMEOUT = 600
@@ -34,7 +35,7 @@ def _first(value):
     return value[0] if isinstance(value, list) else value
 
 
-def run_group(state, host, port, nnodes, rank, addr, timeout, serves_http):
+def run_group(state, host, port, nnodes, rank, addr, timeout, serves_http, watch=None):
     """Rendezvous, then serve (rank 0 / serves_http) until SIGTERM or a lost peer. Returns the exit code."""
     identity = "%s-%s" % (state.engine, state.version)
     httpd = None
@@ -64,6 +65,9 @@ def run_group(state, host, port, nnodes, rank, addr, timeout, serves_http):
         if worker is not None:
             reason = worker.watch(stop)
             log("rank %d: %s; exiting" % (rank, reason))
+            return 1
+        if watch is not None:
+            log("%s; exiting" % watch())
             return 1
         threading.Event().wait()
     except rendezvous.GroupFailed as error:
@@ -172,6 +176,14 @@ def vllm_main(argv=None):
     headless = bool(values.get("headless"))
     if headless and rank == 0:
         return _refuse(prog, checks.Refused("error: --headless on data-parallel start rank 0 (the API node)", 1))
+    watch = None
+    if values.get("distributed_executor_backend") == "ray":
+        cluster = ray_cli.read_state()
+        if cluster is None:
+            return _refuse(prog, checks.Refused("error: --distributed-executor-backend ray: no Ray cluster here", 1))
+        nnodes = sum(1 for node in cluster["nodes"] if node["Alive"])
+        log("Ray cluster (the stand-in head): %d node(s) alive" % nnodes)
+        watch = lambda: _ray_watch(nnodes)  # noqa: E731
     state = server.State("vllm", index.version, served, model, keys, nnodes, tp)
     log("node %d of %d (data parallel %d, %d local), tp %d" % (rank, nnodes, dp, dp_local, tp))
     timeout = int(os.environ.get("LLMOPS_STANDIN_DIST_TIMEOUT") or DEFAULT_DIST_TIMEOUT)
@@ -179,9 +191,20 @@ def vllm_main(argv=None):
         state,
         values.get("host") or "0.0.0.0",
         int(values.get("port") or 8000),
-        nnodes,
+        1 if watch else nnodes,  # Ray's nodes joined the head already (ray_cli): no rendezvous of our own
         rank,
         addr,
         timeout,
         serves_http=not headless,
+        watch=watch,
     )
+
+
+def _ray_watch(nnodes):
+    """Blocks while every Ray node of the start is alive; vLLM's Ray executor dies with a lost node."""
+    while True:
+        cluster = ray_cli.read_state()
+        alive = sum(1 for node in cluster["nodes"] if node["Alive"]) if cluster else 0
+        if alive < nnodes:
+            return "a Ray node died (%d of %d alive): vLLM's Ray workers are gone" % (alive, nnodes)
+        time.sleep(1)
