@@ -169,6 +169,30 @@ def leader_ready(core, namespace):
     return leader if leader is not None and ready(leader) and "worker" in group else None
 
 
+def wait_ready(core, namespace, condition, what, timeout=90):
+    """condition() within timeout, else fail saying where each pod of the group stands (Pending for GPUs
+    another test holds, a waiting init container, a crashing engine with its last log lines)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(1)
+    states = []
+    for pod in core.list_namespaced_pod(namespace).items:
+        waiting = [
+            "%s: %s %s" % (c.name, c.state.waiting.reason, c.state.waiting.message or "")
+            for c in (pod.status.container_statuses or []) + (pod.status.init_container_statuses or [])
+            if c.state and c.state.waiting
+        ]
+        conditions = ["%s=%s %s" % (c.type, c.status, c.message or "") for c in pod.status.conditions or []]
+        states.append(
+            "%s on %s: %s %s %s\n  log: %s"
+            % (pod.metadata.name, pod.spec.node_name, pod.status.phase, conditions, waiting, pod_logs(pod)[-600:])
+        )
+    pytest.fail("timed out after %ds waiting for %s:\n%s" % (timeout, what, "\n".join(states)))
+
+
 def node_port_url(core, namespace, real_nodes):
     service = core.read_namespaced_service("%s-api" % NAME, namespace)
     port = service.spec.ports[0].node_port
@@ -201,7 +225,7 @@ def formation_seconds(pod):
 def group(api_client, core, namespace, rendered, real_nodes):
     started = time.monotonic()
     apply(api_client, namespace, rendered)
-    leader = wait_for(lambda: leader_ready(core, namespace), timeout=90, interval=1, what="the leader Ready")
+    leader = wait_ready(core, namespace, lambda: leader_ready(core, namespace), "the leader Ready")
     ready_after = time.monotonic() - started
     nodes = {role: pod.spec.node_name for role, pod in pods(core, namespace).items()}
     formed = formation_seconds(leader)
@@ -237,7 +261,7 @@ def test_killing_the_worker_recreates_the_group_which_serves_again(core, namespa
             return None
         return leader
 
-    leader = wait_for(recreated, timeout=100, interval=1, what="a new leader Ready after the worker was killed")
+    leader = wait_ready(core, namespace, recreated, "a new leader Ready after the worker was killed")
     status, answer = chat(url, key)
     recovery = time.monotonic() - started
     assert status == 200, answer
