@@ -288,3 +288,16 @@ def test_vllm_ray_scripts_of_our_builder_run_and_the_leader_dies_with_a_ray_node
         for folder in ("head", "node"):
             ray = [sys.executable, os.path.join(bindir, "ray"), "stop"]
             subprocess.run(ray, env=dict(env, LLMOPS_STANDIN_RAY_DIR=str(tmp_path / folder)), check=False)
+
+
+def test_image_files_lists_folders_without_caches_and_refuses_a_missing_path():
+    """image_build.py's `files`: what the engine-standin image copies from the repository."""
+    from standin_support import image_build
+
+    builder = image_build()
+    files = builder.repo_files({"testbed/standin": "/opt/standin", "plugins/module_utils/errors.py": "/e.py"})
+    targets = sorted(files.values())
+    assert "/opt/standin/sglang/launch_server.py" in targets and "/e.py" in targets
+    assert not [t for t in targets if "__pycache__" in t or t.endswith(".pyc")]
+    with pytest.raises(SystemExit, match="not in the repository"):
+        builder.repo_files({"testbed/no-such-folder": "/x"})
