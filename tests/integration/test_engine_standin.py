@@ -61,10 +61,10 @@ def wait_health(port, proc, timeout=20):
 
 def finish(proc, timeout=20):
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out = proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
+        out = proc.communicate()[0]
         pytest.fail("still running after %ss:\n%s" % (timeout, out))
     return proc.returncode, out
 
