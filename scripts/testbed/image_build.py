@@ -83,6 +83,32 @@ def file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def repo_files(files: dict[str, str]) -> dict[Path, str]:
+    """``files`` of an image spec (repo path -> path in the image; a folder is copied whole) as
+    {file in the repo: path in the image}, every file listed (caches and bytecode left out)."""
+    found = {}
+    for src, dest in files.items():
+        path = ROOT / src
+        if path.is_dir():
+            for item in sorted(path.rglob("*")):
+                if item.is_file() and "__pycache__" not in item.parts and item.suffix != ".pyc":
+                    found[item] = dest.rstrip("/") + "/" + str(item.relative_to(path))
+        elif path.is_file():
+            found[path] = dest
+        else:
+            raise SystemExit(f"{src} (listed in files) is not in the repository")
+    return found
+
+
+def copy_files(rootfs: Path, files: dict[Path, str]) -> None:
+    """Copy repo files into the image, keeping their executable bit (scripts, console entry points)."""
+    for src, dest in files.items():
+        target = rootfs / dest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(src.read_bytes())
+        target.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
+
+
 def build_layer(rootfs: Path, links: dict[str, str]) -> bytes:
     """A reproducible tar of rootfs: sorted entries, owner root, fixed mtime for what we added."""
     for link, target in links.items():
@@ -121,9 +147,10 @@ def build(name: str, spec: dict) -> Path:
     for src in bins:
         if not src.exists():
             raise SystemExit(f"image {name}: {src} missing (run scripts/testbed/build.sh node)")
+    files = repo_files(spec.get("files", {}))
     key_src = json.dumps(
         {"spec": spec, "debs": debs, "bins": {dest: file_sha(src.resolve()) for src, dest in bins.items()},
-         "script": file_sha(Path(__file__))},
+         "files": {dest: file_sha(src) for src, dest in files.items()}, "script": file_sha(Path(__file__))},
         sort_keys=True,
     )  # fmt: skip
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -141,6 +168,7 @@ def build(name: str, spec: dict) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(src.resolve().read_bytes())
             target.chmod(0o755)
+        copy_files(rootfs, files)
         for sub in ("tmp", "etc", "proc", "sys", "dev"):
             (rootfs / sub).mkdir(exist_ok=True)
         (rootfs / "tmp").chmod(0o1777)

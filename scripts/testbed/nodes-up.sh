@@ -105,7 +105,7 @@ if ! running coredns; then
 fi
 
 # Images: built once (cached by content hash), imported into every node's containerd.
-archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python aws-cli)" || die "image build failed"
+archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python aws-cli engine-standin)" || die "image build failed"
 mapfile -t archives <<< "$archives_list"
 import_images() {  # import_images NODE_DIR: each archive once per node (their names carry the content key)
   local archive
