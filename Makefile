@@ -36,12 +36,15 @@ $(COLLECTION_LINK):
 
 venv: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned dependencies
 
-DEMO_INVENTORY ?= inventories/testbed
+# The demo serves the tiny model with the real vLLM engine (CPU build) on a real node of the test bed;
+# DEMO_INVENTORY=inventories/testbed deploys the seeds' DeepSeek-R1 2 x 8 A800 shape on the kwok nodes instead.
+DEMO_INVENTORY ?= inventories/testbed-vllm-cpu
 
 demo: venv cluster-up ## main job: deploy playbooks/site.yml to the local test bed ($(DEMO_INVENTORY))
 	$(BIN)/ansible-playbook -i $(DEMO_INVENTORY) playbooks/site.yml
 	@echo ">>> deployed to the test bed: KUBECONFIG=$(CURDIR)/.state/testbed/kubeconfig" \
-	  "$(CURDIR)/.build/testbed/bin/kubectl -n llmops-demo get lws,pods -o wide"
+	  "$(CURDIR)/.build/testbed/bin/kubectl -n llmops-demo get lws,deploy,pods -o wide"
+	$(BIN)/python scripts/testbed/ask.py $(DEMO_INVENTORY)
 
 demo-render: venv ## render every manifest of playbooks/site.yml for $(INVENTORY) under rendered/ (no cluster)
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml

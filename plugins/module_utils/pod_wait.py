@@ -134,7 +134,8 @@ def pod_wait_state(
     """Where a wait for ``expected`` pods to be ``condition`` (ready|succeeded) stands.
 
     Returns done (every expected pod there and done), blocked (a list of pod_blocker dicts: empty while
-    waiting can still help), ``ready`` (pods done), ``expected``, ``condition`` and a one-line ``summary``
+    waiting can still help), ``stalled`` (running containers of pods not done yet: their logs say what they
+    wait for), ``ready`` (pods done), ``expected``, ``condition`` and a one-line ``summary``
     ("1 of 2 pods ready; llmops-0: Running, not Ready; llmops-0-1: Pending"). For ``succeeded`` (Job
     pods), more than ``failures_allowed`` Failed pods (the Jobs' retries) block the wait.
     """
@@ -161,14 +162,34 @@ def pod_wait_state(
         summary += "; " + "; ".join(others)
     if len(live) < expected:
         summary += "; %d not created yet" % (expected - len(live))
+    # the containers of pods still short of Ready: their logs say what they wait for when time runs out
+    stalled = [
+        {"pod": (pod.get("metadata") or {}).get("name", "?"), "container": status.get("name", "?")}
+        for pod in waiting
+        for kind, status in _statuses(pod)
+        if kind == "container" and (status.get("state") or {}).get("running")
+    ]
     return {
         "done": len(done) >= expected and expected > 0,
+        "stalled": stalled,
         "blocked": blocked,
         "ready": len(done),
         "expected": expected,
         "condition": condition,
         "summary": summary,
     }
+
+
+def stalled_message(what, state, timeout, log_results=None):
+    """The failure message of a wait that ran out of time: the summary, then each stalled container's log tail."""
+    lines = ["%s did not become %s within %s s: %s" % (what, state["condition"], timeout, state["summary"])]
+    for result in log_results or []:
+        item = result.get("item") or {}
+        tail = str(result.get("log") or "").rstrip("\n").splitlines()[-20:]
+        if tail:
+            lines.append("last log lines of %s/%s:" % (item.get("pod"), item.get("container")))
+            lines.extend("    " + line for line in tail)
+    return lines
 
 
 def blocked_message(what, state, log_results=None, event_results=None):

@@ -34,18 +34,19 @@ MODEL_ID = "llmops/tiny-standin"
 # What applies from the render: the group and what it needs (the staging Jobs run the download image, which
 # the stand-in test does not use: the test fills the hostPath folder itself, as a staging Job would).
 APPLIED = ("ConfigMap", "Secret", "LeaderWorkerSet", "Service", "PodDisruptionBudget")
-# 2 nodes x 2 simulated GPUs, tp 4: the shape of the bed's real nodes.
+# 2 nodes x 1 simulated GPU, tp 2: half of the bed's real nodes (2 GPUs each), so `make demo`'s vLLM pod
+# (1 GPU) may stay up while the tests run.
 PLAN = {
     "engine": "sglang",
     "nodes": 2,
-    "accelerators_per_node": 2,
-    "accelerators_used": 4,
-    "tensor_parallel": 4,
+    "accelerators_per_node": 1,
+    "accelerators_used": 2,
+    "tensor_parallel": 2,
     "pipeline_parallel": 1,
     "data_parallel": 1,
     "expert_parallel": 1,
     "attention_data_parallel": 1,
-    "engine_args": ["--tp-size", "4", "--nnodes", "2", "--context-length", "2048"],
+    "engine_args": ["--tp-size", "2", "--nnodes", "2", "--context-length", "2048"],
     "multi_node": {"launcher": "sglang", "required": True},
     "fits": True,
     "reasons": [],
@@ -92,7 +93,7 @@ def rendered(namespace, host_models, real_nodes, tmp_path_factory):
         "llmops_namespace": namespace,
         "llmops_model_id": MODEL_ID,
         "llmops_served_model_name": NAME,
-        "llmops_accelerators_per_node": 2,
+        "llmops_accelerators_per_node": 1,
         "serving_plan_override": PLAN,
         "model_cache_host_path": host_models,
         "model_cache_model_gib": 1,
@@ -241,7 +242,7 @@ def test_group_is_ready_and_answers_through_the_service_with_the_secret_key(core
     status, answer = chat(url, key)
     assert status == 200, answer
     assert answer["system_fingerprint"].startswith("llmops-engine-standin sglang-0.5.23")
-    assert "over 2 node(s), tp 4" in answer["choices"][0]["message"]["content"]
+    assert "over 2 node(s), tp 2" in answer["choices"][0]["message"]["content"]
     assert chat(url, None)[0] == 401
     # the worker got the simulated GPUs of its node and the leader's DNS name
     text = pod_logs(pods(core, namespace)["worker"])
@@ -273,7 +274,9 @@ def test_killing_the_worker_recreates_the_group_which_serves_again(core, namespa
     )
 
 
-def test_wrong_dist_init_port_never_gets_ready_and_the_log_says_why(api_client, core, namespace, rendered, group):
+def test_wrong_dist_init_port_never_gets_ready_and_the_log_says_why(
+    api_client, core, namespace, rendered, group, ansible_playbook
+):
     delete_group(api_client, core, namespace)
     objects = copy.deepcopy([o for o in rendered if o["kind"] == "LeaderWorkerSet"])
     leader = objects[0]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
@@ -283,6 +286,20 @@ def test_wrong_dist_init_port_never_gets_ready_and_the_log_says_why(api_client, 
     # rendezvous timeout so the leader's exit and its message come within the test's time.
     leader["command"][2] = script.replace(":20000", ":20001").replace("--dist-timeout 3600", "--dist-timeout 25")
     apply(api_client, namespace, objects)
+    # Our verify stage, as site.yml runs it: the wait runs out and prints what the leader waits for.
+    settings = {
+        "llmops_kubeconfig": KUBECONFIG,
+        "llmops_namespace": namespace,
+        "llmops_served_model_name": NAME,
+        "llmops_nodes": 2,
+        "inference_verify_ready_timeout": 20,
+        "inference_verify_poll_seconds": 2,
+        "inference_verify_query_endpoint": False,
+    }
+    verify = ansible_playbook("playbooks/verify.yml", "-i", "inventories/testbed", "-e", json.dumps(settings))
+    assert verify.returncode == 2, verify.output[-3000:]
+    assert "the engine pods of %s did not become ready within 20 s" % NAME in verify.output, verify.output[-3000:]
+    assert "rank 0 of 2: waiting for ranks [1] at 0.0.0.0:20001" in verify.output, verify.output[-3000:]
     seen = ""
     deadline = time.monotonic() + 80
     while time.monotonic() < deadline and "did not form within" not in seen:

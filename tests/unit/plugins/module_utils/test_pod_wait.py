@@ -18,6 +18,7 @@ from ansible_collections.llmops.inference.plugins.module_utils.pod_wait import (
     blocked_message,
     pod_blocker,
     pod_wait_state,
+    stalled_message,
 )
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "pod_wait")
@@ -119,3 +120,15 @@ def test_bad_input_is_refused(kwargs, words):
         pod_wait_state([], **kwargs)
     with pytest.raises(LlmopsError, match="list of pods"):
         pod_wait_state({"resources": []})
+
+
+def test_a_wait_out_of_time_shows_what_the_running_pods_wait_for():
+    state = pod_wait_state([pod("serving"), pod("loading")], expected=2, now=LATER)
+    assert state["stalled"] == [{"pod": "loading", "container": "engine"}]
+    logs = [{"item": state["stalled"][0], "log": "rendezvous: waiting for rank(s) [1] at tiny-0.tiny:20000\n"}]
+    lines = stalled_message("the engine pods of tiny", state, 30, logs)
+    assert lines == [
+        "the engine pods of tiny did not become ready within 30 s: 1 of 2 pods ready; loading: Running, not Ready",
+        "last log lines of loading/engine:",
+        "    rendezvous: waiting for rank(s) [1] at tiny-0.tiny:20000",
+    ]
