@@ -1,6 +1,6 @@
 # llmops.inference developer entry points. The two that matter:
 #   make demo   - the main job: venv, the local test bed (make cluster-up), then playbooks/site.yml
-#                 on inventories/testbed, applied to it; `make demo-render` only renders (inventories/local)
+#                 on inventories/testbed-vllm-cpu (real vLLM on a real node), ends with its answer; `make demo-render` only renders
 #   make test   - everything CI runs: lint, sanity, unit, integration
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
