@@ -56,7 +56,7 @@ def s3(core):
     keys = {}
     with open(os.path.join(S3_STATE, "credentials.env")) as handle:
         for line in handle:
-            key, _, value = line.strip().partition("=")
+            key, _sep, value = line.strip().partition("=")
             keys[key] = value
     return Keys(endpoint=endpoint, access=keys["AWS_ACCESS_KEY_ID"], secret=keys["AWS_SECRET_ACCESS_KEY"])
 
