@@ -64,6 +64,7 @@ class FilterModule(object):
             "preflight_groups": filter_function(preflight.check_groups),
             "preflight_inputs": filter_function(preflight.check_inputs),
             "preflight_nodes": filter_function(preflight.check_nodes),
+            "preflight_plan_message": filter_function(preflight.plan_message),
             "preflight_secret": filter_function(preflight.check_secret),
             "preflight_version": filter_function(preflight.check_version),
         }

@@ -23,7 +23,8 @@ class Endpoint(object):
         parsed = urlparse(base_url) if isinstance(base_url, str) else None
         if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise LlmopsError(
-                "base_url=%r is not an http(s) URL: give the endpoint such as http://deepseek.llmops.svc:8000/v1" % (base_url,)
+                "base_url=%r is not an http(s) URL: give the endpoint such as http://deepseek.llmops.svc:8000/v1"
+                % (base_url,)
             )
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
@@ -66,7 +67,10 @@ class Endpoint(object):
                 % (self.base_url, path, body[:200])
             )
         if not isinstance(payload, dict):
-            raise LlmopsError("%s%s answered %s where an object was expected: %s" % (self.base_url, path, type(payload).__name__, body[:200]))
+            raise LlmopsError(
+                "%s%s answered %s where an object was expected: %s"
+                % (self.base_url, path, type(payload).__name__, body[:200])
+            )
         return payload
 
     def models(self):
@@ -89,8 +93,15 @@ class Endpoint(object):
             payload = self._json("/chat/completions", response)
         elapsed = time.monotonic() - started
         choices = payload.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
-            raise LlmopsError("%s/chat/completions answered no choice with a message: %s" % (self.base_url, json.dumps(payload)[:300]))
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not isinstance(choices[0], dict)
+            or not isinstance(choices[0].get("message"), dict)
+        ):
+            raise LlmopsError(
+                "%s/chat/completions answered no choice with a message: %s" % (self.base_url, json.dumps(payload)[:300])
+            )
         message = choices[0]["message"]
         answer = message.get("content") or message.get("reasoning_content") or ""
         return answer, elapsed, payload.get("usage") or {}
@@ -119,7 +130,9 @@ class Endpoint(object):
                 try:
                     event = json.loads(data)
                 except ValueError:
-                    raise LlmopsError("%s/chat/completions streamed a line that is not JSON: %s" % (self.base_url, data[:200]))
+                    raise LlmopsError(
+                        "%s/chat/completions streamed a line that is not JSON: %s" % (self.base_url, data[:200])
+                    )
                 if not isinstance(event, dict):
                     continue
                 if event.get("usage"):

@@ -24,7 +24,24 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # hostPath mounts that hand a pod the node itself (its config, the kubelet's or the runtime's state).
 HOST_PATH_DENY_EXACT = frozenset(
-    ["/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/root", "/home", "/proc", "/sys", "/dev", "/var", "/run", "/var/run"]
+    [
+        "/",
+        "/etc",
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/boot",
+        "/root",
+        "/home",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/var",
+        "/run",
+        "/var/run",
+    ]
 )
 HOST_PATH_DENY_TREES = (
     "/var/lib/kubelet",
@@ -70,8 +87,8 @@ def check_groups(groups, enabled=None, run_tags=None):
         close = difflib.get_close_matches(name.replace("-", "_").lower(), KNOWN_GROUPS, n=1, cutoff=0.75)
         if close:
             problems.append(
-                "inventory group '%s' looks like a misspelling of '%s' (the stages only read %s): rename the group to '%s'"
-                % (name, close[0], ", ".join(KNOWN_GROUPS), close[0])
+                "inventory group '%s' looks like a misspelling of '%s' (the stages only read %s): "
+                "rename the group to '%s'" % (name, close[0], ", ".join(KNOWN_GROUPS), close[0])
             )
     tags = set(run_tags or ["all"])
     if not tags <= {"prepare", "preflight"} and not groups.get("k8s_control"):
@@ -80,9 +97,12 @@ def check_groups(groups, enabled=None, run_tags=None):
             "(usually localhost with ansible_connection: local) under k8s_control in the inventory"
         )
     for switch, group in sorted((enabled or {}).items()):
-        wanted = GROUP_OF_ROLE.get(switch, None)
+        wanted = GROUP_OF_ROLE.get(switch)
         if wanted and _truthy(group) and not groups.get(wanted):
-            problems.append("%s is true but inventory group '%s' is missing or empty: add the hosts to %s, or set %s: false" % (switch, wanted, wanted, switch))
+            problems.append(
+                "%s is true but inventory group '%s' is missing or empty: add the hosts to %s, or set %s: false"
+                % (switch, wanted, wanted, switch)
+            )
     return problems
 
 
@@ -115,10 +135,13 @@ def host_path_problem(variable, path):
     normal = posixpath.normpath(path)
     if normal.startswith("//"):
         normal = "/" + normal.lstrip("/")
-    if normal in HOST_PATH_DENY_EXACT or any(normal == tree or normal.startswith(tree + "/") for tree in HOST_PATH_DENY_TREES):
+    if normal in HOST_PATH_DENY_EXACT or any(
+        normal == tree or normal.startswith(tree + "/") for tree in HOST_PATH_DENY_TREES
+    ):
         return (
             "%s=%r would mount the node's own %s into a pod (denied: %s and anything under %s): use a dedicated "
-            "folder such as /mnt/models" % (variable, path, normal, ", ".join(sorted(HOST_PATH_DENY_EXACT)), ", ".join(HOST_PATH_DENY_TREES))
+            "folder such as /mnt/models"
+            % (variable, path, normal, ", ".join(sorted(HOST_PATH_DENY_EXACT)), ", ".join(HOST_PATH_DENY_TREES))
         )
     return None
 
@@ -133,22 +156,43 @@ def check_inputs(values, plan=None):
     problems = []
     engine = values.get("llmops_engine")
     if "llmops_engine" in values and engine not in ENGINES:
-        hint = " (names are lower case: '%s')" % engine.lower() if isinstance(engine, str) and engine.lower() in ENGINES else ""
-        problems.append("llmops_engine=%r is not an engine this collection serves%s: set llmops_engine to sglang or vllm" % (engine, hint))
+        hint = (
+            " (names are lower case: '%s')" % engine.lower()
+            if isinstance(engine, str) and engine.lower() in ENGINES
+            else ""
+        )
+        problems.append(
+            "llmops_engine=%r is not an engine this collection serves%s: set llmops_engine to sglang or vllm"
+            % (engine, hint)
+        )
     server_engine = values.get("inference_server_engine")
     if "inference_server_engine" in values and server_engine not in ENGINES:
-        problems.append("inference_server_engine=%r: set it to sglang or vllm (or leave it unset to follow llmops_engine)" % (server_engine,))
+        problems.append(
+            "inference_server_engine=%r: set it to sglang or vllm (or leave it unset to follow llmops_engine)"
+            % (server_engine,)
+        )
     if isinstance(plan, dict) and plan.get("engine") and server_engine in ENGINES and plan["engine"] != server_engine:
         problems.append(
             "the plan was computed for engine %s but inference_server_engine is %s: its arguments do not apply; make "
-            "llmops_engine, inference_server_engine and the plan (serving_plan_override.engine) agree" % (plan["engine"], server_engine)
+            "llmops_engine, inference_server_engine and the plan (serving_plan_override.engine) agree"
+            % (plan["engine"], server_engine)
         )
-    for variable in ("llmops_namespace", "inference_server_namespace", "model_cache_namespace", "inference_exposure_namespace", "inference_server_name", "model_cache_name", "inference_exposure_name"):
+    for variable in (
+        "llmops_namespace",
+        "inference_server_namespace",
+        "model_cache_namespace",
+        "inference_exposure_namespace",
+        "inference_server_name",
+        "model_cache_name",
+        "inference_exposure_name",
+    ):
         if variable in values:
             _dns_label(variable, values[variable], problems)
     for variable in ("inference_server_port", "inference_exposure_service_port"):
         if variable in values:
-            _int_in(variable, values[variable], 1, 65535, problems, "set %s to a TCP port between 1 and 65535" % variable)
+            _int_in(
+                variable, values[variable], 1, 65535, problems, "set %s to a TCP port between 1 and 65535" % variable
+            )
     if "inference_exposure_node_port" in values:
         _int_in(
             "inference_exposure_node_port",
@@ -156,7 +200,8 @@ def check_inputs(values, plan=None):
             0,
             65535,
             problems,
-            "set inference_exposure_node_port to 0 (Kubernetes picks) or a port of the cluster's node port range (30000-32767 by default)",
+            "set inference_exposure_node_port to 0 (Kubernetes picks) or a port of the cluster's node port range "
+            "(30000-32767 by default)",
         )
     for variable in ("llmops_replicas", "inference_server_replicas"):
         if variable in values:
@@ -168,7 +213,9 @@ def check_inputs(values, plan=None):
     mounts = values.get("inference_server_host_mounts")
     if mounts is not None:
         if not isinstance(mounts, list):
-            problems.append("inference_server_host_mounts must be a list of {host_path, mount_path}: got %r" % (mounts,))
+            problems.append(
+                "inference_server_host_mounts must be a list of {host_path, mount_path}: got %r" % (mounts,)
+            )
         else:
             for index, mount in enumerate(mounts):
                 variable = "inference_server_host_mounts[%d].host_path" % index
@@ -181,11 +228,18 @@ def check_inputs(values, plan=None):
         if secret in ("", None) and not _truthy(values.get("inference_server_allow_unauthenticated", False)):
             problems.append(
                 "inference_server_api_key_secret is empty, which serves the API without a key: set it to a Secret name "
-                "(default '<server>-api-key'), or set inference_server_allow_unauthenticated: true to serve without one on purpose"
+                "(default '<server>-api-key'), or set inference_server_allow_unauthenticated: true to serve "
+                "without one on purpose"
             )
-        elif secret not in ("", None):
-            if not isinstance(secret, str) or len(secret) > 253 or not all(DNS1123_LABEL.match(part) for part in secret.split(".")):
-                problems.append("inference_server_api_key_secret=%r is not a valid Secret name (DNS-1123 subdomain): use a name such as 'deepseek-api-key'" % (secret,))
+        elif secret not in ("", None) and (
+            not isinstance(secret, str)
+            or len(secret) > 253
+            or not all(DNS1123_LABEL.match(p) for p in secret.split("."))
+        ):
+            problems.append(
+                "inference_server_api_key_secret=%r is not a valid Secret name (DNS-1123 subdomain): use a name such "
+                "as 'deepseek-api-key'" % (secret,)
+            )
     return problems
 
 
@@ -216,7 +270,9 @@ def check_nodes(nodes, plan, accelerator_resource, rdma_resources=None):
         raise LlmopsError("llmops_plan is not a plan (a dict from llmops.inference.parallelism_plan): got %r" % (plan,))
     try:
         wanted_nodes = int(plan.get("nodes", 1)) * max(1, int(plan.get("replicas", 1) or 1))
-        per_pod = int(plan.get("accelerators_per_node") or plan.get("accelerators_used", 0) // max(1, int(plan.get("nodes", 1))))
+        per_pod = int(
+            plan.get("accelerators_per_node") or plan.get("accelerators_used", 0) // max(1, int(plan.get("nodes", 1)))
+        )
     except (TypeError, ValueError):
         raise LlmopsError("llmops_plan has non-integer nodes/accelerators_per_node: %r" % (plan,))
     rdma = dict(rdma_resources or {})
@@ -228,14 +284,28 @@ def check_nodes(nodes, plan, accelerator_resource, rdma_resources=None):
         allocatable = (node.get("status") or {}).get("allocatable") or {}
         unschedulable = (node.get("spec") or {}).get("unschedulable", False)
         have = _quantity(allocatable.get(accelerator_resource, 0))
-        lacking = ["%s %s of %s" % (allocatable.get(res, 0), res, count) for res, count in rdma.items() if _quantity(allocatable.get(res, 0)) < _quantity(count)]
-        seen.append("%s: %d %s%s%s" % (name, have, accelerator_resource, "; lacks " + ", ".join(lacking) if lacking else "", " (cordoned)" if unschedulable else ""))
+        lacking = [
+            "%s %s of %s" % (allocatable.get(res, 0), res, count)
+            for res, count in rdma.items()
+            if _quantity(allocatable.get(res, 0)) < _quantity(count)
+        ]
+        seen.append(
+            "%s: %d %s%s%s"
+            % (
+                name,
+                have,
+                accelerator_resource,
+                "; lacks " + ", ".join(lacking) if lacking else "",
+                " (cordoned)" if unschedulable else "",
+            )
+        )
         if have >= per_pod and not lacking and not unschedulable:
             fitting.append(name)
     if len(fitting) < wanted_nodes:
         return [
-            "the plan needs %d node(s) with %d allocatable %s%s each (one pod of the group per node), the cluster has %d (%s): "
-            "lower llmops_nodes/llmops_accelerators_per_node to what the nodes offer, or fix the nodes (device plugin, cordon)"
+            "the plan needs %d node(s) with %d allocatable %s%s each (one pod of the group per node), the cluster "
+            "has %d (%s): lower llmops_nodes/llmops_accelerators_per_node to what the nodes offer, or fix the nodes "
+            "(device plugin, cordon)"
             % (
                 wanted_nodes,
                 per_pod,
@@ -251,12 +321,19 @@ def check_nodes(nodes, plan, accelerator_resource, rdma_resources=None):
 def check_secret(secret, name, keys, namespace, variable):
     """Problems with a Secret the objects reference: ``secret`` is the k8s_info resource or None."""
     if not secret:
-        return ["Secret %s/%s (%s) does not exist: create it (kubectl -n %s create secret generic %s --from-literal=%s=...) or fix %s" % (namespace, name, variable, namespace, name, keys[0] if keys else "key", variable)]
+        return [
+            "Secret %s/%s (%s) does not exist: create it (kubectl -n %s create secret generic %s "
+            "--from-literal=%s=...) or fix %s"
+            % (namespace, name, variable, namespace, name, keys[0] if keys else "key", variable)
+        ]
     data = dict(secret.get("data") or {})
     data.update(secret.get("stringData") or {})
     missing = [key for key in keys if key not in data]
     if missing:
-        return ["Secret %s/%s (%s) has no key %s (it has %s): add the key or point %s at the right Secret" % (namespace, name, variable, ", ".join(missing), ", ".join(sorted(data)) or "none", variable)]
+        return [
+            "Secret %s/%s (%s) has no key %s (it has %s): add the key or point %s at the right Secret"
+            % (namespace, name, variable, ", ".join(missing), ", ".join(sorted(data)) or "none", variable)
+        ]
     return []
 
 
@@ -270,7 +347,53 @@ def check_version(component, installed, minimum, variable):
     have = _version_tuple(installed)
     need = _version_tuple(minimum)
     if not installed:
-        return ["%s is not installed in the cluster (no controller found): enable its add-on (%s) or install it first" % (component, variable)]
+        return [
+            "%s is not installed in the cluster (no controller found): enable its add-on (%s) or install it first"
+            % (component, variable)
+        ]
     if have is not None and need is not None and have < need:
-        return ["%s %s is installed, the objects need %s or newer: upgrade it (%s) or set the version the cluster runs" % (component, installed, minimum, variable)]
+        return [
+            "%s %s is installed, the objects need %s or newer: upgrade it (%s) or set the version the cluster runs"
+            % (component, installed, minimum, variable)
+        ]
     return []
+
+
+# parallelism_plan's arguments and the variables of the serving_plan role that set them.
+PLAN_VARIABLES = (
+    ("accelerators_per_node", "llmops_accelerators_per_node"),
+    ("accelerator_memory_gib", "llmops_accelerator_memory_gib"),
+    ("memory_fraction", "serving_plan_memory_fraction"),
+    ("context_length", "serving_plan_context_length"),
+    ("weight_dtype", "serving_plan_weight_dtype"),
+    ("kv_cache_dtype", "serving_plan_kv_cache_dtype"),
+    ("model_path", "serving_plan_model_path"),
+    ("tensor_parallel", "serving_plan_overrides.tensor_parallel"),
+    ("pipeline_parallel", "serving_plan_overrides.pipeline_parallel"),
+    ("data_parallel", "serving_plan_overrides.data_parallel"),
+    ("expert_parallel", "serving_plan_overrides.expert_parallel"),
+    ("attention_data_parallel", "serving_plan_overrides.attention_data_parallel"),
+    ("intra_node_link", "llmops_intra_node_link"),
+    ("inter_node_link", "llmops_inter_node_link"),
+    ("nodes", "llmops_nodes"),
+    ("unknown model", "llmops_model_id"),
+    ("unknown accelerator", "llmops_accelerator"),
+    ("config of", "serving_plan_model_path"),
+)
+
+
+def plan_message(message):
+    """The planner's refusal with the inventory variable next to each argument it names, and the fix."""
+    text = str(message or "the planner failed without a message")
+    named = []
+    for argument, variable in PLAN_VARIABLES:
+        pattern = re.compile(r"(?<![\w.])%s\b" % re.escape(argument))
+        if variable not in named and pattern.search(text):
+            text = pattern.sub(lambda found, name=variable: "%s (%s)" % (found.group(0), name), text, count=1)
+            named.append(variable)
+    if not named:
+        named = ["llmops_model_id", "llmops_nodes", "llmops_accelerators_per_node", "llmops_accelerator"]
+    return "The parallelism plan was refused: %s. Fix %s in the inventory or -e (docs/parallelism_plan.md)." % (
+        text.rstrip("."),
+        ", ".join(named),
+    )

@@ -113,7 +113,12 @@ def main():
     )
     params = module.params
     try:
-        limits = (("max_tokens", 1, 1 << 24), ("timeout", 1, 86400), ("load_test_requests", 0, 1 << 20), ("load_test_concurrency", 1, 1024))
+        limits = (
+            ("max_tokens", 1, 1 << 24),
+            ("timeout", 1, 86400),
+            ("load_test_requests", 0, 1 << 20),
+            ("load_test_concurrency", 1, 1024),
+        )
         for name, low, high in limits:
             if not low <= params[name] <= high:
                 raise LlmopsError("%s=%d must be between %d and %d" % (name, params[name], low, high))

@@ -29,7 +29,13 @@ def list_tasks(*tag_args):
     ensure_collection_link()
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
     result = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "deepseek-r1-2x8-a800-baremetal"), os.path.join(ROOT, "playbooks", "site.yml"), "--list-tasks"]
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            os.path.join(ROOT, "inventories", "deepseek-r1-2x8-a800-baremetal"),
+            os.path.join(ROOT, "playbooks", "site.yml"),
+            "--list-tasks",
+        ]
         + list(tag_args),
         env=env,
         capture_output=True,
@@ -77,7 +83,9 @@ def test_every_addon_carries_the_stage_tag(listed):
 
 def test_tags_cluster_addons_runs_only_the_addons_and_the_preflight(listed):
     assert sorted(_addon_tasks(listed["only"])) == sorted(ADDONS)
-    others = [(play, name) for play, name, tags in listed["only"] if "cluster_addons" not in tags and "always" not in tags]
+    others = [
+        (play, name) for play, name, tags in listed["only"] if "cluster_addons" not in tags and "always" not in tags
+    ]
     assert others == []
     # The pre-flight is never skipped by --tags.
     assert any(play.startswith("Preflight") for play, _, _ in listed["only"])

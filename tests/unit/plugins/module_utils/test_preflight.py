@@ -88,8 +88,8 @@ def test_groups():
     assert preflight.check_groups({"gpu_nodes": ["g"]}, run_tags=["prepare"]) == []
     problems = preflight.check_groups({"k8s_control": ["x"]}, {"nvidia_driver_enabled": "yes"})
     assert problems == [
-        "nvidia_driver_enabled is true but inventory group 'gpu_nodes' is missing or empty: add the hosts to gpu_nodes, "
-        "or set nvidia_driver_enabled: false"
+        "nvidia_driver_enabled is true but inventory group 'gpu_nodes' is missing or empty: add the hosts to "
+        "gpu_nodes, or set nvidia_driver_enabled: false"
     ]
     # Unrelated groups are the user's business.
     assert preflight.check_groups({"k8s_control": ["x"], "storage": ["s"]}) == []
@@ -131,7 +131,10 @@ def test_replicas_multiply_the_nodes():
 
 
 def test_secret_and_version():
-    assert preflight.check_secret({"data": {"HF_TOKEN": "eA=="}}, "hf", ["HF_TOKEN"], "ns", "model_cache_hf_token_secret") == []
+    assert (
+        preflight.check_secret({"data": {"HF_TOKEN": "eA=="}}, "hf", ["HF_TOKEN"], "ns", "model_cache_hf_token_secret")
+        == []
+    )
     missing = preflight.check_secret(None, "hf", ["HF_TOKEN"], "ns", "model_cache_hf_token_secret")
     assert "Secret ns/hf (model_cache_hf_token_secret) does not exist" in missing[0]
     wrong_key = preflight.check_secret({"data": {"token": "eA=="}}, "hf", ["HF_TOKEN"], "ns", "v")

@@ -19,9 +19,21 @@ from ansible.module_utils.testing import patch_module_args
 MISSING = "/nonexistent/llmops-fuzz/tool"
 
 BASELINES = {
-    "fabric_check": {"local_interfaces": ["lo"], "require": "none", "ping_path": MISSING, "ip_path": MISSING, "timeout": 1, "count": 1},
+    "fabric_check": {
+        "local_interfaces": ["lo"],
+        "require": "none",
+        "ping_path": MISSING,
+        "ip_path": MISSING,
+        "timeout": 1,
+        "count": 1,
+    },
     "gpu_facts": {"nvidia_smi_path": MISSING, "proc_root": "{tmp}"},
-    "hccn_network": {"host": "npu-0", "plan": {"npu-0": {"base": "10.0.0.10"}}, "hccn_tool_path": MISSING, "hccn_conf_path": "{tmp}/hccn.conf"},
+    "hccn_network": {
+        "host": "npu-0",
+        "plan": {"npu-0": {"base": "10.0.0.10"}},
+        "hccn_tool_path": MISSING,
+        "hccn_conf_path": "{tmp}/hccn.conf",
+    },
     "nccl_check": {"all_reduce_perf_path": MISSING, "torch_python": MISSING, "nvidia_smi_path": MISSING, "timeout": 5},
     "npu_facts": {"npu_smi_path": MISSING, "hccn_tool_path": MISSING},
     "nvidia_host_facts": {"root": "{tmp}"},
@@ -86,4 +98,6 @@ def test_malformed_option_fails_cleanly(name, option, value, tmp_path, capsys):
     if result.get("failed"):
         assert isinstance(result.get("msg"), str) and result["msg"].strip()
         # A message, not a repr of a Python error.
-        assert not re.search(r"\b(KeyError|TypeError|AttributeError|IndexError|ZeroDivisionError)\b", result["msg"]), result["msg"]
+        assert not re.search(r"\b(KeyError|TypeError|AttributeError|IndexError|ZeroDivisionError)\b", result["msg"]), (
+            result["msg"]
+        )
