@@ -15,6 +15,7 @@ import difflib
 import posixpath
 import re
 
+from ansible_collections.llmops.inference.plugins.module_utils import serving
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 # Groups the stages read (docs/conventions.md). An inventory group close to one of these is a misspelling.
@@ -259,7 +260,7 @@ def _quantity(value):
         return 0
 
 
-def check_nodes(nodes, plan, accelerator_resource, rdma_resources=None):
+def check_nodes(nodes, plan, accelerator_resource, rdma_resources=None, accelerator_vendor=""):
     """Problems with the cluster's nodes for the plan (apply mode).
 
     nodes: Node objects (k8s_info's resources). plan: llmops_plan (nodes, accelerators_per_node). A pod of the
@@ -275,6 +276,10 @@ def check_nodes(nodes, plan, accelerator_resource, rdma_resources=None):
         )
     except (TypeError, ValueError):
         raise LlmopsError("llmops_plan has non-integer nodes/accelerators_per_node: %r" % (plan,))
+    if not accelerator_resource:
+        # The server's own default: the vendor's device plugin resource (nvidia.com/gpu, huawei.com/Ascend910).
+        vendor = serving.accelerator_vendor({"accelerator_vendor": accelerator_vendor}, plan)
+        accelerator_resource = serving.ACCELERATOR_VENDORS[vendor]["resource"]
     rdma = dict(rdma_resources or {})
     fitting, seen = [], []
     for node in nodes or []:

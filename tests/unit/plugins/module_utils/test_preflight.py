@@ -142,3 +142,10 @@ def test_secret_and_version():
     assert preflight.check_version("Volcano", "v1.9.0", "1.7", "volcano_enabled") == []
     assert "v1.6.0 is installed" in preflight.check_version("Volcano", "v1.6.0", "1.7", "volcano_enabled")[0]
     assert "not installed" in preflight.check_version("Volcano", "", "1.7", "volcano_enabled")[0]
+
+
+def test_default_resource_comes_from_the_plan_vendor():
+    nodes = [node("a800-0", 8), node("a800-1", 8)]
+    assert preflight.check_nodes(nodes, dict(PLAN, accelerator={"id": "A800-80G"}), "") == []
+    ascend = preflight.check_nodes(nodes, dict(PLAN, accelerator={"id": "Ascend-910B-64G"}), "")
+    assert "8 allocatable huawei.com/Ascend910" in ascend[0]
