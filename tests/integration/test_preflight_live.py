@@ -49,3 +49,31 @@ def test_cluster_checks_on_the_bed(api_client, ansible_playbook, tmp_path):
     message = " ".join(message.split())
     assert "the plan needs 1 node(s) with 16 allocatable nvidia.com/gpu and 4 rdma/ib each" in message
     assert "the cluster has 0 (gpu-a800-0: 8 nvidia.com/gpu" in message and "llmops_accelerators_per_node" in message
+
+
+def test_unreachable_api_is_named(ansible_playbook, tmp_path):
+    """A kubeconfig pointing at a closed port (no test bed needed): refused before any build step reads the API."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "x", "user": "u"}}],
+                "current-context": "x",
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
+    run = ansible_playbook(
+        os.path.join(ROOT, "playbooks", "preflight.yml"),
+        "-i",
+        os.path.join(ROOT, "inventories", "testbed"),
+        "-e",
+        "llmops_kubeconfig=%s" % kubeconfig,
+    )
+    output = " ".join(run.output.split())
+    assert run.returncode != 0
+    assert "Preflight cannot reach the Kubernetes API with llmops_kubeconfig=%s" % kubeconfig in output
+    assert "Read the installed LeaderWorkerSet version" not in output
