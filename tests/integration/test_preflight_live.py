@@ -4,7 +4,8 @@ One real ansible-playbook run of playbooks/preflight.yml on inventories/testbed 
 ``fits`` is the bed's own 2 x 8 A800 DeepSeek setup and must pass every cluster check (API, nodes with 8
 allocatable nvidia.com/gpu and the rdma/ib the pods request); ``sixteen_per_node`` plans one pod of 16 GPUs,
 which the planner accepts but no node of the bed can hold (8 per A800 node), so it is refused with every
-node's allocatable listed (an LWS larger than the nodes that can hold it: tests/unit/.../test_preflight.py). The last pre-flight play then stops both (one host was refused).
+node's allocatable listed (an LWS larger than the nodes that can hold it: tests/unit/.../test_preflight.py).
+The last pre-flight play then stops both (one host was refused).
 """
 
 import json
