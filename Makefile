@@ -46,8 +46,9 @@ demo: venv cluster-up ## main job: deploy playbooks/site.yml to the local test b
 	  "$(CURDIR)/.build/testbed/bin/kubectl -n llmops-demo get lws,deploy,pods -o wide"
 	$(BIN)/python scripts/testbed/ask.py $(DEMO_INVENTORY)
 
-demo-render: venv ## render every manifest of playbooks/site.yml for $(INVENTORY) under rendered/ (no cluster)
-	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml
+RENDER_DIR ?= rendered
+demo-render: venv ## render every manifest of playbooks/site.yml for $(INVENTORY) under $(RENDER_DIR)/ (never applies: render mode is forced)
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml -e llmops_apply_mode=render -e llmops_render_dir=$(abspath $(RENDER_DIR))
 
 plan: venv ## print the parallelism plan of $(INVENTORY)
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/plan.yml

@@ -160,6 +160,11 @@ def compute_address_plan(hosts_plan, device_count, defaults=None):
     plan = {}
     owners = {}
     for host in sorted(hosts_plan):
+        if not isinstance(hosts_plan[host] or {}, dict):
+            raise LlmopsError(
+                "Host %s: the plan entry must be a mapping such as {base: 10.0.0.10} or {addresses: {0: ...}}, got %r"
+                % (host, hosts_plan[host])
+            )
         spec = dict(defaults)
         spec.update(hosts_plan[host] or {})
         if ("base" in spec) == ("addresses" in spec):

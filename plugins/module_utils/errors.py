@@ -17,3 +17,10 @@ class LlmopsError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+
+
+def refuse_nul(params):
+    """Raise LlmopsError for a string option holding a NUL byte (open() and exec raise ValueError on one)."""
+    for name, value in sorted((params or {}).items()):
+        if isinstance(value, str) and "\x00" in value:
+            raise LlmopsError("%s holds a NUL byte (\\x00): give a plain path or name" % name)

@@ -12,6 +12,7 @@ import threading
 import time
 
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import urlparse
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
@@ -19,6 +20,12 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 
 class Endpoint(object):
     def __init__(self, base_url, api_key="", timeout=120, validate_certs=True):
+        parsed = urlparse(base_url) if isinstance(base_url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise LlmopsError(
+                "base_url=%r is not an http(s) URL: give the endpoint such as http://deepseek.llmops.svc:8000/v1"
+                % (base_url,)
+            )
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
@@ -49,9 +56,29 @@ class Endpoint(object):
         except (URLError, OSError) as error:
             raise LlmopsError("cannot reach %s%s: %s" % (self.base_url, path, error))
 
+    def _json(self, path, response):
+        """The response body as a JSON object; a clear error for an HTML page (a proxy, a login page) or junk."""
+        body = response.read().decode("utf-8", "replace")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise LlmopsError(
+                "%s%s did not answer JSON (is base_url the engine's OpenAI API and not a proxy or web page?): %s"
+                % (self.base_url, path, body[:200])
+            )
+        if not isinstance(payload, dict):
+            raise LlmopsError(
+                "%s%s answered %s where an object was expected: %s"
+                % (self.base_url, path, type(payload).__name__, body[:200])
+            )
+        return payload
+
     def models(self):
         with self._open("/models") as response:
-            return [item["id"] for item in json.loads(response.read().decode("utf-8")).get("data", [])]
+            data = self._json("/models", response).get("data") or []
+        if not isinstance(data, list) or not all(isinstance(item, dict) and "id" in item for item in data):
+            raise LlmopsError("%s/models answered a model list without ids: %r" % (self.base_url, data))
+        return [item["id"] for item in data]
 
     def chat(self, model, prompt, max_tokens):
         """One non-streaming chat completion: (answer, seconds, usage)."""
@@ -63,9 +90,19 @@ class Endpoint(object):
             "stream": False,
         }
         with self._open("/chat/completions", body) as response:
-            payload = json.loads(response.read().decode("utf-8"))
+            payload = self._json("/chat/completions", response)
         elapsed = time.monotonic() - started
-        message = payload["choices"][0]["message"]
+        choices = payload.get("choices")
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not isinstance(choices[0], dict)
+            or not isinstance(choices[0].get("message"), dict)
+        ):
+            raise LlmopsError(
+                "%s/chat/completions answered no choice with a message: %s" % (self.base_url, json.dumps(payload)[:300])
+            )
+        message = choices[0]["message"]
         answer = message.get("content") or message.get("reasoning_content") or ""
         return answer, elapsed, payload.get("usage") or {}
 
@@ -90,7 +127,14 @@ class Endpoint(object):
                 data = line[len("data:") :].strip()
                 if data == "[DONE]":
                     break
-                event = json.loads(data)
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    raise LlmopsError(
+                        "%s/chat/completions streamed a line that is not JSON: %s" % (self.base_url, data[:200])
+                    )
+                if not isinstance(event, dict):
+                    continue
                 if event.get("usage"):
                     usage_tokens = event["usage"].get("completion_tokens")
                 for choice in event.get("choices") or []:

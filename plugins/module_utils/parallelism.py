@@ -560,8 +560,16 @@ def _validate(request):
     if engine not in ENGINES:
         raise LlmopsError("engine must be one of %s, got %r" % (", ".join(ENGINES), engine))
     request["engine"] = engine
+    # Bounds the search can handle: NaN/inf or 2**63 nodes would hang or crash the layout search.
+    memory = request.get("accelerator_memory_gib")
+    if memory is not None and not (isinstance(memory, (int, float)) and 0 < memory <= 100000):
+        raise LlmopsError("accelerator_memory_gib must be a number of GiB between 0 and 100000, got %s" % memory)
+    for key, most in (("nodes", 4096), ("accelerators_per_node", 1024), ("context_length", 1 << 24)):
+        value = request.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value > most):
+            raise LlmopsError("%s must be an integer of at most %d, got %s" % (key, most, value))
     fraction = request.get("memory_fraction")
-    if fraction is not None and not 0.0 < float(fraction) <= 1.0:
+    if fraction is not None and not (isinstance(fraction, (int, float)) and 0.0 < float(fraction) <= 1.0):
         raise LlmopsError("memory_fraction must be in (0, 1], got %s" % fraction)
     if (request.get("weight_dtype") or "auto") not in WEIGHT_DTYPES:
         raise LlmopsError("weight_dtype must be one of %s" % ", ".join(WEIGHT_DTYPES))

@@ -103,6 +103,8 @@ reasons:
   returned: always
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.inference.plugins.module_utils import fabric
@@ -111,7 +113,8 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 
 def _tool(module, name):
     path = module.get_bin_path(name) if "/" not in name else name
-    if not path:
+    # A path given explicitly must be an executable file (run_command would raise with a traceback).
+    if not path or not os.access(path, os.X_OK):
         raise LlmopsError("%s not found: install it (iputils-ping / iproute2) or give its path" % name)
     return path
 

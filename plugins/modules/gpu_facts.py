@@ -125,10 +125,12 @@ problems:
   returned: always
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.inference.plugins.module_utils import nvidia_smi
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError, refuse_nul
 
 
 def _run(module, command, what, required=True):
@@ -148,7 +150,7 @@ def gather(module):
         if "/" not in params["nvidia_smi_path"]
         else params["nvidia_smi_path"]
     )
-    if not binary:
+    if not binary or not os.access(binary, os.X_OK):
         raise LlmopsError(
             "nvidia-smi not found (nvidia_smi_path=%s): is the NVIDIA driver installed?" % params["nvidia_smi_path"]
         )
@@ -209,6 +211,7 @@ def main():
     if module.params["expected_gpu_count"] is not None and module.params["expected_gpu_count"] < 1:
         module.fail_json(msg="expected_gpu_count must be at least 1", problems=[])
     try:
+        refuse_nul(module.params)
         result = gather(module)
     except LlmopsError as exc:
         module.fail_json(msg=exc.message, problems=[exc.message])

@@ -74,6 +74,8 @@ problems:
   returned: always
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.inference.plugins.module_utils import ascend
@@ -82,7 +84,7 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 
 def resolve_tool(module, name, what):
     path = name if "/" in name else module.get_bin_path(name)
-    if not path:
+    if not path or not os.access(path, os.X_OK):
         raise LlmopsError(
             "%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool) or set "
             "the path" % (name, what)

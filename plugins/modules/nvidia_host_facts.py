@@ -116,7 +116,7 @@ reason:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.inference.plugins.module_utils import bare_metal
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError, refuse_nul
 
 
 def main():
@@ -136,6 +136,7 @@ def main():
     params = module.params
     extra = {}
     try:
+        refuse_nul(module.params)
         if params["wanted_version"]:
             extra["version_action"] = bare_metal.check_version_change(
                 params["installed_version"], params["wanted_version"], params["allow_version_change"]

@@ -112,10 +112,19 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    endpoint = openai_client.Endpoint(
-        params["base_url"], params["api_key"], params["timeout"], params["validate_certs"]
-    )
     try:
+        limits = (
+            ("max_tokens", 1, 1 << 24),
+            ("timeout", 1, 86400),
+            ("load_test_requests", 0, 1 << 20),
+            ("load_test_concurrency", 1, 1024),
+        )
+        for name, low, high in limits:
+            if not low <= params[name] <= high:
+                raise LlmopsError("%s=%d must be between %d and %d" % (name, params[name], low, high))
+        endpoint = openai_client.Endpoint(
+            params["base_url"], params["api_key"], params["timeout"], params["validate_certs"]
+        )
         models = endpoint.models()
         model = params["model"] or (models[0] if models else "")
         if not model:

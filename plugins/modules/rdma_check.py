@@ -147,7 +147,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmops.inference.plugins.module_utils import rdma
-from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
+from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError, refuse_nul
 from ansible_collections.llmops.inference.plugins.module_utils.nccl_env import nccl_env_from_rdma
 
 _TOOLS = (("ibv_devinfo", ["-v"], rdma.parse_ibv_devinfo), ("ibstat", [], rdma.parse_ibstat))
@@ -254,6 +254,7 @@ def main():
                 msg="hosts_gid_indexes[%s] must be a GID index (integer) or null, got %r" % (host, index), problems=[]
             )
     try:
+        refuse_nul(module.params)
         result = gather(module)
     except LlmopsError as exc:
         module.fail_json(msg=exc.message, problems=[exc.message])

@@ -71,6 +71,9 @@ def rendered(tmp_path_factory):
         "kuberay_enabled=true",
         "-e",
         "hami_enabled=true",
+        # The RDMA device plugin (privileged, host network) is opt-in.
+        "-e",
+        "rdma_device_plugin_enabled=true",
         "-e",
         "llmops_registry_mirror=harbor.local:5000/proxy",
         "-e",
