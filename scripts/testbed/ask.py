@@ -22,7 +22,8 @@ KUBECONFIG = os.path.join(ROOT, ".state", "testbed", "kubeconfig")
 
 def api_key(namespace, secret):
     result = subprocess.run(
-        [KUBECTL, "--kubeconfig", KUBECONFIG, "-n", namespace, "get", "secret", secret, "-o", "jsonpath={.data.api-key}"],
+        [KUBECTL, "--kubeconfig", KUBECONFIG, "-n", namespace, "get", "secret", secret]
+        + ["-o", "jsonpath={.data.api-key}"],
         capture_output=True,
         text=True,
         check=False,
