@@ -20,6 +20,8 @@ unchanged image is not rebuilt. Usage: image_build.py NAME... (prints one archiv
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -153,8 +155,9 @@ def install_wheels(rootfs: Path, spec: dict, folder: Path | None) -> None:
         return
     python = spec.get("python", "3.11")
     site = rootfs / "usr" / "local" / "lib" / f"python{python}" / "dist-packages"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-index",
-           "--find-links", str(folder), "--no-compile", "--target", str(site), *pip_target_args(python)]  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
+           "--no-index", "--find-links", str(folder), "--no-compile", "--target", str(site)]  # fmt: skip
+    pip += pip_target_args(python)
     if spec.get("wheels"):
         subprocess.run([*pip, *spec["wheels"]], check=True)
     if spec.get("nodeps_wheels"):
@@ -215,9 +218,10 @@ def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
             yield block
 
 
-def build_layer(rootfs: Path, links: dict[str, str], dest: Path) -> str:
+def build_layer(rootfs: Path, links: dict[str, str], dest: Path, gzip_level: int = 0) -> str:
     """Write a reproducible tar of rootfs to dest (sorted entries, owner root, fixed mtime for what we
-    added); returns its diff_id."""
+    added), gzip-compressed when gzip_level > 0 (containerd's import detects it); returns the diff_id
+    (the digest of the uncompressed tar)."""
     for link, target in links.items():
         path = rootfs / link.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,9 +235,14 @@ def build_layer(rootfs: Path, links: dict[str, str], dest: Path) -> str:
         info.mtime = min(info.mtime, 1700000000)
         return info
 
-    with dest.open("wb") as f, tarfile.open(
-        fileobj=(out := HashingWriter(f)), mode="w", format=tarfile.PAX_FORMAT
-    ) as tar:
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(dest.open("wb"))
+        if gzip_level:
+            sink = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=gzip_level, mtime=0)
+            )
+        out = HashingWriter(sink)
+        tar = stack.enter_context(tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT))
         for dirpath, dirnames, filenames in os.walk(rootfs):
             dirnames.sort()
             for name in sorted(dirnames) + sorted(filenames):
@@ -275,7 +284,8 @@ def build(name: str, spec: dict) -> Path:
         (rootfs / "tmp").chmod(0o1777)
         install_wheels(rootfs, spec, wheels)
         layer = Path(tmp, "layer.tar")
-        diff_id = build_layer(rootfs, spec.get("links", {}), layer)
+        # gzip_layer: for images of GBs (each node's containerd keeps the layer blob beside its unpacked copy)
+        diff_id = build_layer(rootfs, spec.get("links", {}), layer, spec.get("gzip_layer", 0))
         write_archive(out, spec, name, key, debs, layer, diff_id)
     return out
 

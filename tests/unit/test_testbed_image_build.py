@@ -6,6 +6,7 @@ an unchanged definition is served from the cache. The live path (Debian packages
 real nodes' containerd, a pod running it) is tests/integration/test_testbed_real_nodes.py.
 """
 
+import gzip
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -121,3 +122,16 @@ def test_layer_is_streamed_to_disk_with_its_digest(image_build, tmp_path):
     with tarfile.open(layer) as tar:
         assert tar.getmember("bin/sh").linkname == "dash"
         assert tar.getmember("usr/big").size == 3 << 20
+
+
+def test_gzip_layer_keeps_the_uncompressed_digest_as_diff_id(image_build, tmp_path):
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "usr").mkdir(parents=True)
+    (rootfs / "usr" / "data").write_bytes(b"y" * 100000)
+    plain, packed = tmp_path / "plain.tar", tmp_path / "packed.tar"
+    diff_id = image_build.build_layer(rootfs, {}, plain)
+    assert image_build.build_layer(rootfs, {}, packed, gzip_level=1) == diff_id
+    assert packed.read_bytes()[:2] == b"\x1f\x8b" and packed.stat().st_size < plain.stat().st_size
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+    assert image_build.build_layer(rootfs, {}, tmp_path / "again.tar", gzip_level=1) == diff_id
+    assert (tmp_path / "again.tar").read_bytes() == packed.read_bytes()  # reproducible (gzip mtime 0)
