@@ -81,7 +81,7 @@ RENAMES = (
         "new": "fp8_per_tensor",
         "since": "0.33.0",
     },
-    {"engine": "vllm", "kind": "removed", "old": "--swap-space", "nargs": 1, "since": "0.33.0"},
+    {"engine": "vllm", "kind": "removed", "old": "--swap-space", "nargs": 1, "since": "0.32.0"},
 )
 
 
