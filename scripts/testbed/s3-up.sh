@@ -18,9 +18,8 @@ creds="$state/credentials.env"
 port="${TESTBED_S3_PORT:-9400}"
 bucket=llmops-models
 prefix=tiny-qwen2
-# The command that writes the default model folder (its last argument is the folder): s3_model.py's
-# stand-in until scripts/testbed/make_model.py (tiny real Qwen2) lands; then put its command here.
-model_maker=(python3 "$TESTBED_REPO_ROOT/scripts/testbed/s3_model.py")
+# The command that writes the default model folder (its last argument is the folder): the tiny real Qwen2.
+model_maker=(python3 "$TESTBED_REPO_ROOT/scripts/testbed/make_model.py")
 mkdir -p "$state/data" "$TESTBED_STATE/pids"
 
 # The bridge exists while real nodes run (nodes-up.sh); pods reach the host there.

@@ -49,6 +49,8 @@ def test_schemas_are_recorded_for_the_old_pins_and_the_current_releases():
         ("vllm/vllm-openai:v0.12.0", ("vllm", "0.12.0")),
         ("registry.cn-hangzhou.aliyuncs.com/mirror/vllm-openai:0.33.0", ("vllm", "0.33.0")),
         ("quay.io/ascend/vllm-ascend:v0.13.0rc1", ("vllm", "0.13.0rc1")),
+        ("llmops.invalid/testbed/vllm-cpu:v0.32.0", ("vllm", "0.32.0")),
+        ("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.32.0", ("vllm", "0.32.0")),
         ("lmsysorg/sglang:latest", ("sglang", None)),
         ("vllm/vllm-openai@sha256:" + "0" * 64, ("vllm", None)),
         ("docker.io/library/python:3.12-slim", (None, None)),
