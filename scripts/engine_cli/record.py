@@ -179,6 +179,7 @@ def record(engine, version, out_dir, keep_going=True):
         raise SystemExit("gave up after %d missing modules" % MAX_ROUNDS)
     schema = json.loads(result.stdout)
     schema["engine"] = engine
+    schema["version"] = version
     schema["recorded_with"] = "scripts/engine_cli/record.py (pip install --no-deps %s==%s + parser imports)" % (
         package,
         version,
@@ -190,13 +191,19 @@ def record(engine, version, out_dir, keep_going=True):
         line for line in freeze.stdout.splitlines() if line and not line.startswith(("setuptools", "llmops"))
     )
     schema["torch"] = run([python, "-c", "import torch; print(torch.__version__)"]).stdout.strip()
+    return write_schema(schema, out_dir, started)
+
+
+def write_schema(schema, out_dir, started):
+    """Write <engine>-<version>.json into out_dir; returns (path, seconds since started)."""
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "%s-%s.json" % (engine, version))
+    path = os.path.join(out_dir, "%s-%s.json" % (schema["engine"], schema["version"]))
     with open(path, "w") as handle:
         json.dump(schema, handle, indent=1, sort_keys=True)
         handle.write("\n")
     elapsed = time.monotonic() - started
-    print("recorded %s %s: %d options -> %s in %.0f s" % (engine, version, len(schema["options"]), path, elapsed))
+    engine, version, count = schema["engine"], schema["version"], len(schema["options"])
+    print("recorded %s %s: %d options -> %s in %.0f s" % (engine, version, count, path, elapsed))
     return path, elapsed
 
 
@@ -220,14 +227,7 @@ def record_site(engine, version, out_dir, site):
         got.stdout.strip(),
     )
     schema["torch"] = run([sys.executable, "-c", "import torch; print(torch.__version__)"], env=env).stdout.strip()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "%s-%s.json" % (engine, version))
-    with open(path, "w") as handle:
-        json.dump(schema, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-    elapsed = time.monotonic() - started
-    print("recorded %s %s: %d options -> %s in %.0f s" % (engine, version, len(schema["options"]), path, elapsed))
-    return path, elapsed
+    return write_schema(schema, out_dir, started)
 
 
 def main():

@@ -53,11 +53,8 @@ def load_plan(inventory):
         return yaml.safe_load(handle)
 
 
-def run_render(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
-    """ansible-playbook -v of playbooks/<playbook> on inventories/<inventory> in render mode.
-
-    ``plan=True`` passes the recorded plan (fixtures/plans/<inventory>.yml) as serving_plan_override.
-    """
+def ansible_env(**extra):
+    """The environment of an ansible-playbook run on this tree as llmops.inference (the link made first)."""
     ensure_collection_link()
     env = dict(
         os.environ,
@@ -66,6 +63,16 @@ def run_render(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
     )
+    env.update(extra)
+    return env
+
+
+def run_render(inventory, render_dir, *extra, plan=True, playbook="serve.yml"):
+    """ansible-playbook -v of playbooks/<playbook> on inventories/<inventory> in render mode.
+
+    ``plan=True`` passes the recorded plan (fixtures/plans/<inventory>.yml) as serving_plan_override.
+    """
+    env = ansible_env()
     command = [
         os.path.join(BIN, "ansible-playbook"),
         "-i",

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 import yaml
-from render_helpers import BIN, COLLECTIONS, ROOT, ensure_collection_link
+from render_helpers import BIN, ROOT, ansible_env
 
 DOC = os.path.join(ROOT, "docs", "preflight.md")
 BASE = os.path.join(ROOT, "inventories", "deepseek-r1-2x8-a800-sglang")
@@ -53,14 +53,7 @@ def test_the_table_is_complete():
 
 
 def playbook(inventories, *extra):
-    ensure_collection_link()
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     command = [os.path.join(BIN, "ansible-playbook")]
     for inventory in inventories:
         command += ["-i", inventory]

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 import yaml
-from render_helpers import BIN, COLLECTIONS, ROOT, ensure_collection_link
+from render_helpers import BIN, ROOT, ansible_env
 
 INVENTORIES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "inventories", "*")) if os.path.isdir(p))
 HF_TOKEN = "hf_render_safety_never_written_7c1d"
@@ -24,13 +24,7 @@ S3_SECRET = "s3-render-safety-never-written-91ab"
 
 
 def run(inventories, playbook, *extra):
-    ensure_collection_link()
-    env = dict(
-        os.environ,
-        ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
-        ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = ansible_env()
     command = [os.path.join(BIN, "ansible-playbook")]
     for inventory in inventories:
         command += ["-i", inventory]
