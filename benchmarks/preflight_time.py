@@ -71,7 +71,7 @@ def main():
         print("(live run skipped: no kubeconfig at %s)" % args.kubeconfig)
     print("%-52s %8s %8s %6s" % ("preflight.yml", "median s", "best s", "runs"))
     for label, inventory, extra in cases:
-        times = [timed_run(inventory, collections, *extra) for _ in range(args.runs)]
+        times = [timed_run(inventory, collections, *extra) for _run in range(args.runs)]
         print("%-52s %8.1f %8.1f %6d" % (label, statistics.median(times), min(times), len(times)))
     print("cpu cores: %d, load average: %.1f" % (os.cpu_count() or 0, os.getloadavg()[0]))
 

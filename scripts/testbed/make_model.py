@@ -147,7 +147,7 @@ def bf16_values(name: str, shape: list[int], rng: random.Random) -> bytes:
     elif name.endswith(".bias"):
         values = array.array("f", [0.0]) * count
     else:
-        values = array.array("f", [(rng.random() - 0.5) * 0.1 for _ in range(count)])
+        values = array.array("f", [(rng.random() - 0.5) * 0.1 for _index in range(count)])
     if sys.byteorder != "little":
         values.byteswap()
     raw = values.tobytes()
@@ -175,7 +175,8 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[list[int], bytes]]) -
     return offset
 
 
-def write_model(dest: Path, config: dict = CONFIG, shards: int = 2) -> list[Path]:
+def write_model(dest: Path, config: dict | None = None, shards: int = 2) -> list[Path]:
+    config = CONFIG if config is None else config
     dest.mkdir(parents=True, exist_ok=True)
     rng = random.Random(SEED)
     shapes = tensor_shapes(config)

@@ -85,7 +85,7 @@ def failures(report):
 def host_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("preflight-table")
     hosts = {}
-    for number, _, given, _ in HOST_ROWS:
+    for number, _kind, given, _expected in HOST_ROWS:
         hosts["case%02d" % number] = dict(
             given,
             ansible_connection="local",
@@ -124,7 +124,7 @@ def test_inventory_mistake_refused(tmp_path, number, kind, given, expected):
     assert result.returncode != 0
     failed = failures(report)
     assert failed, result.stdout[-2000:]
-    play, _, message = next(iter(failed.values()))
+    play, _task, message = next(iter(failed.values()))
     assert play == "Preflight | inventory groups"
     assert expected in " ".join(message.split()), message
     assert not render.exists()

@@ -72,13 +72,13 @@ def _addon(name):
 
 
 def _addon_tasks(tasks):
-    return [_addon(name) for play, name, _ in tasks if play == "Cluster add-ons" and _addon(name)]
+    return [_addon(name) for play, name, _tags in tasks if play == "Cluster add-ons" and _addon(name)]
 
 
 def test_every_addon_carries_the_stage_tag(listed):
     addons = [(_addon(name), tags) for play, name, tags in listed["all"] if play == "Cluster add-ons" and _addon(name)]
-    assert sorted(name for name, _ in addons) == sorted(ADDONS)
-    assert all("cluster_addons" in tags for _, tags in addons)
+    assert sorted(name for name, _tags in addons) == sorted(ADDONS)
+    assert all("cluster_addons" in tags for _name, tags in addons)
 
 
 def test_tags_cluster_addons_runs_only_the_addons_and_the_preflight(listed):
@@ -88,21 +88,21 @@ def test_tags_cluster_addons_runs_only_the_addons_and_the_preflight(listed):
     ]
     assert others == []
     # The pre-flight is never skipped by --tags.
-    assert any(play.startswith("Preflight") for play, _, _ in listed["only"])
+    assert any(play.startswith("Preflight") for play, _name, _tags in listed["only"])
     # Of the serve stage only ansible-core's own argument validation (always tagged) is left: nothing is built.
-    serve = [name for play, name, _ in listed["only"] if play.startswith("Serve")]
+    serve = [name for play, name, _tags in listed["only"] if play.startswith("Serve")]
     assert all("Validating arguments against arg spec" in name for name in serve), serve
 
 
 def test_skip_tags_cluster_addons_keeps_the_other_stages(listed):
     assert _addon_tasks(listed["skip"]) == []
-    plays = {play for play, _, _ in listed["skip"]}
+    plays = {play for play, _name, _tags in listed["skip"]}
     assert "Serve | plan, build and apply the inference service" in plays
     assert "Preflight | inputs, plan and objects" in plays
     assert "Check GPU hosts" in plays
 
 
 def test_tags_serve_gets_the_preflight(listed):
-    plays = {play for play, _, _ in listed["serve"]}
+    plays = {play for play, _name, _tags in listed["serve"]}
     assert "Preflight | inputs, plan and objects" in plays
     assert _addon_tasks(listed["serve"]) == []

@@ -97,7 +97,7 @@ def test_no_host_access_the_inventory_did_not_ask_for(addons, inventory):
     ]
     assert unasked == []
     # The RDMA device plugin is rendered exactly when asked for (it is off by default).
-    assert any(stage == "rdma_device_plugin" for stage, _ in rendered) == ("rdma_device_plugin" in asked)
+    assert any(stage == "rdma_device_plugin" for stage, _path in rendered) == ("rdma_device_plugin" in asked)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ stand-in that says what it is (docs/testing.md, "Engine stand-in")."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -183,7 +184,7 @@ def vllm_main(argv=None):
             return _refuse(prog, checks.Refused("error: --distributed-executor-backend ray: no Ray cluster here", 1))
         nnodes = sum(1 for node in cluster["nodes"] if node["Alive"])
         log("Ray cluster (the stand-in head): %d node(s) alive" % nnodes)
-        watch = lambda: _ray_watch(nnodes)  # noqa: E731
+        watch = functools.partial(_ray_watch, nnodes)
     state = server.State("vllm", index.version, served, model, keys, nnodes, tp)
     log("node %d of %d (data parallel %d, %d local), tp %d" % (rank, nnodes, dp, dp_local, tp))
     timeout = int(os.environ.get("LLMOPS_STANDIN_DIST_TIMEOUT") or DEFAULT_DIST_TIMEOUT)

@@ -61,7 +61,7 @@ def documented_options(name):
 
 def cases():
     for name in sorted(BASELINES):
-        _, options = documented_options(name)
+        _module, options = documented_options(name)
         for option, spec in sorted(options.items()):
             values = list(MALFORMED.get(spec.get("type", "str"), MALFORMED["raw"]))
             if spec.get("choices"):
@@ -80,7 +80,7 @@ def _alarm(*_):
 
 @pytest.mark.parametrize("name,option,value", list(cases()))
 def test_malformed_option_fails_cleanly(name, option, value, tmp_path, capsys):
-    module, _ = documented_options(name)
+    module, _options = documented_options(name)
     args = {k: (v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v) for k, v in BASELINES[name].items()}
     args[option] = value
     args["_ansible_check_mode"] = True
