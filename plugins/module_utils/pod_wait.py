@@ -25,7 +25,8 @@ import time
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
-CONDITIONS = ("ready", "succeeded")
+# ready: servers; succeeded: Job pods; finished: Job pods that ended either way (the Jobs judge success)
+CONDITIONS = ("ready", "succeeded", "finished")
 IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 
@@ -90,6 +91,8 @@ def _done(pod, condition):
     status = pod.get("status") or {}
     if condition == "succeeded":
         return status.get("phase") == "Succeeded"
+    if condition == "finished":
+        return status.get("phase") in ("Succeeded", "Failed")
     return status.get("phase") == "Running" and _condition(pod, "Ready").get("status") == "True"
 
 
@@ -154,7 +157,7 @@ def pod_wait_state(
     blocked = [
         found for found in (pod_blocker(p, crash_restarts, unschedulable_grace_seconds, now) for p in waiting) if found
     ]
-    if failed and (condition == "ready" or len(failed) > int(failures_allowed)):
+    if failed and condition != "finished" and (condition == "ready" or len(failed) > int(failures_allowed)):
         blocked += [_failed_pod(pod) for pod in failed]
     others = sorted("%s: %s" % ((pod.get("metadata") or {}).get("name", "?"), _phase(pod)) for pod in failed + waiting)
     summary = "%d of %d pods %s" % (len(done), expected, condition)

@@ -88,6 +88,14 @@ def test_failed_job_pods_block_only_beyond_the_retries():
     assert pod_wait_state([done], condition="succeeded", now=LATER)["done"] is True
 
 
+def test_finished_job_pods_end_the_wait_either_way():
+    """condition finished: the Jobs judge success (their retries, podFailurePolicy); stuck pods still block."""
+    state = pod_wait_state([pod("job-failed")], expected=1, condition="finished", now=LATER)
+    assert state["done"] is True and state["blocked"] == []
+    state = pod_wait_state([pod("job-failed"), pod("image-missing")], expected=2, condition="finished", now=LATER)
+    assert [b["reason"] for b in state["blocked"]] == ["ImagePullBackOff"]
+
+
 def test_pods_being_deleted_do_not_count():
     old = pod("serving")
     old["metadata"]["deletionTimestamp"] = "2026-11-30T02:30:00Z"
@@ -111,7 +119,7 @@ def test_the_message_carries_events_and_the_log_tail():
 @pytest.mark.parametrize(
     "kwargs, words",
     [
-        ({"condition": "healthy"}, "condition must be one of ready, succeeded"),
+        ({"condition": "healthy"}, "condition must be one of ready, succeeded, finished"),
         ({"expected": "two"}, "expected must be a number of pods"),
     ],
 )
