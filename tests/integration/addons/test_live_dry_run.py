@@ -23,7 +23,7 @@ def test_rendered_objects_pass_a_server_side_dry_run(api_client, namespace, tmp_
     result = run_playbook(
         tmp_path,
         "-e",
-        "kuberay_enabled=true hami_enabled=true",
+        "kuberay_enabled=true hami_enabled=true rdma_device_plugin_enabled=true",
         "-e",
         f"engine_monitoring_kind={monitor_kind} engine_monitoring_namespace={namespace}"
         f" engine_monitoring_dashboard_namespace={namespace}",
