@@ -6,24 +6,54 @@ allocatable nvidia.com/gpu and the rdma/ib the pods request); ``sixteen_per_node
 which the planner accepts but no node of the bed can hold (8 per A800 node), so it is refused with every
 node's allocatable listed (an LWS larger than the nodes that can hold it: tests/unit/.../test_preflight.py).
 The last pre-flight play then stops both (one host was refused).
+
+``baseline`` and ``quota`` (apply mode, through the admission_check module) put the same fitting plan into
+namespaces of their own: one labelled ``pod-security.kubernetes.io/enforce=baseline``, where the real Pod
+Security admission refuses the engine pods' IPC_LOCK on a ``dryRun=All`` create; one with a real ResourceQuota of
+12 nvidia.com/gpu, which would admit one 8-GPU pod but not the 2-pod group (16). Nothing is stored: the
+namespaces hold no pod afterwards.
 """
 
 import json
 import os
+import uuid
 
+import pytest
 import yaml
+from kubernetes import client
 from testbed_support import KUBECONFIG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_cluster_checks_on_the_bed(api_client, ansible_playbook, tmp_path):
+@pytest.fixture
+def admission_namespaces(core):
+    """Two namespaces: Pod Security 'baseline' enforced, and a ResourceQuota of 12 GPUs; deleted afterwards."""
+    names = {"baseline": "pss-%s" % uuid.uuid4().hex[:6], "quota": "quota-%s" % uuid.uuid4().hex[:6]}
+    labels = {"pod-security.kubernetes.io/enforce": "baseline"}
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=names["baseline"], labels=labels)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=names["quota"])))
+    core.create_namespaced_resource_quota(
+        names["quota"],
+        client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name="gpus"),
+            spec=client.V1ResourceQuotaSpec(hard={"requests.nvidia.com/gpu": "12"}),
+        ),
+    )
+    yield names
+    for name in names.values():
+        core.delete_namespace(name)
+
+
+def test_cluster_checks_on_the_bed(core, ansible_playbook, tmp_path, admission_namespaces):
     base = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "llmops_kubeconfig": KUBECONFIG,
     }
     hosts = {"fits": dict(base), "sixteen_per_node": dict(base, llmops_nodes=1, llmops_accelerators_per_node=16)}
+    for host, name in admission_namespaces.items():
+        hosts[host] = dict(base, llmops_namespace=name, inference_server_namespace=name, model_cache_namespace=name)
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"k8s_control": {"hosts": hosts}}))
     run = ansible_playbook(
         os.path.join(ROOT, "playbooks", "preflight.yml"),
@@ -32,7 +62,7 @@ def test_cluster_checks_on_the_bed(api_client, ansible_playbook, tmp_path):
         "-i",
         str(tmp_path / "hosts.yml"),
         "--limit",
-        "fits,sixteen_per_node",
+        "fits,sixteen_per_node,baseline,quota",
         json_output=True,
     )
     report = json.loads(run.output[run.output.index("{") :])
@@ -50,6 +80,24 @@ def test_cluster_checks_on_the_bed(api_client, ansible_playbook, tmp_path):
     message = " ".join(message.split())
     assert "the plan needs 1 node(s) with 16 allocatable nvidia.com/gpu and 4 rdma/ib each" in message
     assert "the cluster has 0 (gpu-a800-0: 8 nvidia.com/gpu" in message and "llmops_accelerators_per_node" in message
+
+    admission_task = (
+        "Refuse pods the namespace would not admit (Pod Security, SCC, ResourceQuota; dry run, nothing stored)"
+    )
+    play, task, message = failed["baseline"]
+    assert task == admission_task, failed["baseline"]
+    message = " ".join(message.split())
+    assert 'violates PodSecurity "baseline:latest"' in message and "IPC_LOCK" in message, message
+    assert "pod-security.kubernetes.io/enforce=privileged" in message
+    play, task, message = failed["quota"]
+    assert task == admission_task, failed["quota"]
+    message = " ".join(message.split())
+    assert "allows requests.nvidia.com/gpu=12 and 0 is in use by other pods: the deployment needs 16" in message, (
+        message
+    )
+    # a dry run stores nothing
+    for name in admission_namespaces.values():
+        assert core.list_namespaced_pod(name).items == []
 
 
 def test_unreachable_api_is_named(ansible_playbook, tmp_path):

@@ -19,6 +19,10 @@ from ansible.module_utils.testing import patch_module_args
 MISSING = "/nonexistent/llmops-fuzz/tool"
 
 BASELINES = {
+    "admission_check": {
+        "objects": [{"kind": "Deployment", "metadata": {"name": "w"}, "spec": {"template": {"spec": {}}}}],
+        "kubeconfig": "{tmp}/no-kubeconfig",
+    },
     "fabric_check": {
         "local_interfaces": ["lo"],
         "require": "none",
