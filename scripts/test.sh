@@ -92,7 +92,7 @@ ensure_debian_tools() {  # ensure_debian_tools command:package ...
 
 # Every pytest run here loads tests/skip_policy.py: a skip fails the run (a live part did not start).
 run_pytest() {
-  PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -q -p no:cacheprovider -p skip_policy "$@"
+  PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -q -p no:cacheprovider -p skip_policy --durations=15 "$@"
 }
 
 run_tests() {
