@@ -62,6 +62,7 @@ class FilterModule(object):
         return {
             "preflight_argument_specs": filter_function(preflight_argument_specs),
             "preflight_groups": filter_function(preflight.check_groups),
+            "preflight_hccn_plan": filter_function(preflight.check_hccn_plan),
             "preflight_inputs": filter_function(preflight.check_inputs),
             "preflight_nodes": filter_function(preflight.check_nodes),
             "preflight_plan_message": filter_function(preflight.plan_message),

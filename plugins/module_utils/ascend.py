@@ -225,6 +225,16 @@ def compute_address_plan(hosts_plan, device_count, defaults=None):
             "NPU addresses used twice: "
             + "; ".join("%s by %s" % (a, ", ".join(o)) for a, o in sorted(duplicates.items()))
         )
+    # A gateway or netdetect address that is also an NPU's own address makes that NPU answer its own health
+    # probe (netdetect) or route to itself: the link looks up while the fabric is unreachable.
+    for host in sorted(plan):
+        for index, entry in sorted(plan[host].items()):
+            for field in ("gateway", "netdetect"):
+                if entry[field] in owners:
+                    raise LlmopsError(
+                        "Host %s device %d: %s %s is the address of NPU %s; use the switch's address (outside the "
+                        "NPU addresses)" % (host, index, field, entry[field], owners[entry[field]][0])
+                    )
     return plan
 
 

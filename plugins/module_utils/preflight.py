@@ -15,7 +15,7 @@ import difflib
 import posixpath
 import re
 
-from ansible_collections.llmops.inference.plugins.module_utils import serving
+from ansible_collections.llmops.inference.plugins.module_utils import ascend, serving
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 # Groups the stages read (docs/conventions.md). An inventory group close to one of these is a misspelling.
@@ -105,6 +105,18 @@ def check_groups(groups, enabled=None, run_tags=None):
                 % (switch, wanted, wanted, switch)
             )
     return problems
+
+
+def check_hccn_plan(plan, device_count=8, defaults=None):
+    """Problems of the NPU address plan (ascend_npu_network_plan) that stage 1 would refuse on every NPU host:
+    checked here so the refusal comes before anything is installed."""
+    if not plan:
+        return []
+    try:
+        ascend.compute_address_plan(plan, int(device_count), defaults or {})
+    except (LlmopsError, TypeError, ValueError) as error:
+        return ["ascend_npu_network_plan: %s" % getattr(error, "message", error)]
+    return []
 
 
 def _dns_label(variable, value, problems):

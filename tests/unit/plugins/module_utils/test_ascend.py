@@ -107,3 +107,16 @@ def test_diff_commands_and_conf():
         "tls_1=0",
     ]
     assert ascend.render_hccn_conf(conf, desired) == conf
+
+
+@pytest.mark.parametrize("field", ["gateway", "netdetect"])
+def test_a_gateway_or_netdetect_that_is_an_npu_address_is_refused(field):
+    """Issue 13: the NPU would answer its own probe (netdetect) or route to itself (gateway)."""
+    plan = {"node01": {"base": "10.197.90.10"}, "node02": {"base": "10.197.90.20"}}
+    defaults = {"netmask": "255.255.255.0", field: "10.197.90.23"}
+    with pytest.raises(
+        LlmopsError, match=r"Host node01 device 0: %s 10.197.90.23 is the address of NPU node02:3" % field
+    ):
+        ascend.compute_address_plan(plan, 8, defaults)
+    defaults[field] = "10.197.90.254"
+    assert ascend.compute_address_plan(plan, 8, defaults)["node02"][3][field] == "10.197.90.254"

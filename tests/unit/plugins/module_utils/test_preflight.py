@@ -149,3 +149,16 @@ def test_default_resource_comes_from_the_plan_vendor():
     assert preflight.check_nodes(nodes, dict(PLAN, accelerator={"id": "A800-80G"}), "") == []
     ascend = preflight.check_nodes(nodes, dict(PLAN, accelerator={"id": "Ascend-910B-64G"}), "")
     assert "8 allocatable huawei.com/Ascend910" in ascend[0]
+
+
+def test_the_npu_address_plan_is_judged_before_stage_one():
+    plan = {"node01": {"base": "10.197.90.10"}, "node02": {"base": "10.197.90.14"}}
+    problems = preflight.check_hccn_plan(plan, 8, {"netmask": "255.255.255.0"})
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "ascend_npu_network_plan: NPU addresses used twice: 10.197.90.14 by node01:4, node02:0;"
+    )
+    assert preflight.check_hccn_plan({}, 8, {}) == []
+    assert preflight.check_hccn_plan({"node01": {"base": "10.0.0.10"}}, "x", {})[0].startswith(
+        "ascend_npu_network_plan: "
+    )
