@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import re
 import time
 
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
@@ -29,6 +30,35 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 CONDITIONS = ("ready", "succeeded", "finished")
 IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CREATE_REASONS = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
+
+# Options of the pod_wait action (plugins/action/pod_wait.py; documented in plugins/modules/pod_wait.py).
+WAIT_ARGUMENT_SPEC = dict(
+    kubeconfig=dict(type="str"),
+    namespace=dict(type="str", required=True),
+    label_selectors=dict(type="list", elements="str", default=[]),
+    expected=dict(type="int", default=1),
+    condition=dict(type="str", choices=list(CONDITIONS), default="ready"),
+    timeout=dict(type="int", default=600),
+    poll_seconds=dict(type="int", default=10),
+    crash_restarts=dict(type="int", default=3),
+    unschedulable_grace_seconds=dict(type="int", default=60),
+    failures_allowed=dict(type="int", default=0),
+    what=dict(type="str", default="pods"),
+    progress_seconds=dict(type="int", default=30),
+)
+
+# Engine logs can carry credentials (SGLang prints its ServerArgs, api_key included, at info level); every log
+# line this collection shows goes through redact().
+_SECRET = re.compile(
+    r"""((?:api[_-]?key|hf[_-]?token|access[_-]?key(?:[_-]?id)?|secret[_-]?(?:access[_-]?)?key|password)"""
+    r"""['"]?(?:\s*[=:]\s*|\s+)['"]?)[^'"\s,)]+""",
+    re.IGNORECASE,
+)
+
+
+def redact(line):
+    """The line with the value of anything named like a credential replaced by ***."""
+    return _SECRET.sub(r"\1***", str(line))
 
 
 def _timestamp(value):
@@ -191,7 +221,7 @@ def stalled_message(what, state, timeout, log_results=None):
         tail = str(result.get("log") or "").rstrip("\n").splitlines()[-20:]
         if tail:
             lines.append("last log lines of %s/%s:" % (item.get("pod"), item.get("container")))
-            lines.extend("    " + line for line in tail)
+            lines.extend("    " + redact(line) for line in tail)
     return lines
 
 
@@ -217,5 +247,51 @@ def blocked_message(what, state, log_results=None, event_results=None):
         tail = logs.get(where)
         if tail:
             lines.append("  last log lines of %s:" % where)
-            lines.extend("    " + line for line in str(tail).rstrip("\n").splitlines()[-20:])
+            lines.extend("    " + redact(line) for line in str(tail).rstrip("\n").splitlines()[-20:])
     return lines
+
+
+def progress_line(what, state, elapsed, timeout, log=None):
+    """One line a person can follow during a long wait: where the pods stand, the time used, and the last log
+    line of a container still starting (the engine's loading progress, the downloader's bytes)."""
+    text = "%s: %s (%d s of %d s)" % (what, state["summary"], elapsed, timeout)
+    if log and log[1]:
+        text += " | %s: %s" % (log[0], redact(log[1]).strip()[:240])
+    return text
+
+
+def wait_for_pods(read_pods, read_last_line, show, options, clock=time.monotonic, sleep=time.sleep, now=time.time):
+    """Poll until the pods are done, one is blocked, or the time is up; report progress on the way.
+
+    ``read_pods()`` returns the pod list (raises LlmopsError when the API refuses); ``read_last_line(pod,
+    container)`` the last log line or ''; ``show(text)`` prints a progress line. A line is shown whenever the
+    summary changes and at least every ``progress_seconds``. Returns (state, pods, polls, elapsed seconds).
+    """
+    started = clock()
+    shown_at, shown_summary, polls = None, None, 0
+    while True:
+        pods = read_pods()
+        polls += 1
+        state = pod_wait_state(
+            pods,
+            options["expected"],
+            options["condition"],
+            options["crash_restarts"],
+            options["unschedulable_grace_seconds"],
+            options["failures_allowed"],
+            now(),
+        )
+        elapsed = clock() - started
+        if state["done"] or state["blocked"] or elapsed >= options["timeout"]:
+            return state, pods, polls, elapsed
+        due = shown_at is None or elapsed - shown_at >= options["progress_seconds"]
+        if due or state["summary"] != shown_summary:
+            log = None
+            if due and state["stalled"]:
+                first = state["stalled"][0]
+                log = ("%s/%s" % (first["pod"], first["container"]), read_last_line(first["pod"], first["container"]))
+            show(progress_line(options["what"], state, elapsed, options["timeout"], log))
+            shown_summary = state["summary"]
+            if due:
+                shown_at = elapsed
+        sleep(max(1, min(options["poll_seconds"], options["timeout"] - elapsed)))

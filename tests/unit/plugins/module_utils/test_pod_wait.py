@@ -18,7 +18,9 @@ from ansible_collections.llmops.inference.plugins.module_utils.pod_wait import (
     blocked_message,
     pod_blocker,
     pod_wait_state,
+    redact,
     stalled_message,
+    wait_for_pods,
 )
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "pod_wait")
@@ -140,3 +142,96 @@ def test_a_wait_out_of_time_shows_what_the_running_pods_wait_for():
         "last log lines of loading/engine:",
         "    rendezvous: waiting for rank(s) [1] at tiny-0.tiny:20000",
     ]
+
+
+class Clock:
+    """Time that moves only when the loop sleeps (each poll is instant)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+OPTIONS = {
+    "expected": 1,
+    "condition": "ready",
+    "crash_restarts": 3,
+    "unschedulable_grace_seconds": 60,
+    "failures_allowed": 0,
+    "timeout": 300,
+    "poll_seconds": 10,
+    "progress_seconds": 30,
+    "what": "the engine pods",
+}
+
+
+def _run(sequence, options=None, last_line="Loading safetensors checkpoint shards:  45% Completed | 73/163"):
+    """wait_for_pods over a recorded sequence of pod lists (the last one repeats)."""
+    clock, shown, reads = Clock(), [], []
+
+    def read_pods():
+        reads.append(clock())
+        return copy.deepcopy(sequence[min(len(reads), len(sequence)) - 1])
+
+    state, pods, polls, elapsed = wait_for_pods(
+        read_pods,
+        lambda pod, container: last_line,
+        shown.append,
+        dict(OPTIONS, **(options or {})),
+        clock=clock,
+        sleep=clock.sleep,
+        now=lambda: LATER,
+    )
+    return state, polls, elapsed, shown
+
+
+def test_a_long_load_prints_progress_with_the_engines_last_log_line():
+    loading, serving = [pod("loading")], [pod("serving")]
+    state, polls, elapsed, shown = _run([loading] * 10 + [serving])
+    assert state["done"] and polls == 11 and elapsed == 100
+    # the first poll, then every 30 s; a changed summary would add a line at once
+    assert len(shown) == 4, shown
+    assert shown[0].startswith("the engine pods: 0 of 1 pods ready; ")
+    assert shown[0].endswith(
+        "(0 s of 300 s) | %s/%s: Loading safetensors checkpoint shards:  45%% Completed | 73/163"
+        % (pod("loading")["metadata"]["name"], pod("loading")["status"]["containerStatuses"][0]["name"])
+    )
+    assert "(30 s of 300 s)" in shown[1] and "(90 s of 300 s)" in shown[3]
+
+
+def test_a_stuck_pod_ends_the_wait_at_the_first_poll_without_progress_lines():
+    state, polls, _elapsed, shown = _run([[pod("image-missing")]])
+    assert polls == 1 and shown == [] and state["blocked"][0]["reason"] in ("ErrImagePull", "ImagePullBackOff")
+
+
+def test_time_running_out_returns_the_state_not_done():
+    state, polls, elapsed, shown = _run([[pod("loading")]], {"timeout": 45, "poll_seconds": 20})
+    assert not state["done"] and not state["blocked"] and elapsed == 45 and polls == 4
+    assert len(shown) == 2
+
+
+def test_a_changed_summary_is_shown_at_once_and_log_lines_are_redacted():
+    two = dict(OPTIONS, expected=2)
+    sequence = [[pod("loading")], [pod("loading"), pod("serving")]]
+    _state, _polls, _elapsed, shown = _run(sequence, two, last_line="ServerArgs(api_key='sk-live-123', port=30000)")
+    assert "1 not created yet" in shown[0] and "api_key='***'" in shown[0] and "sk-live-123" not in shown[0]
+    assert shown[1].startswith("the engine pods: 1 of 2 pods ready") and "|" not in shown[1]
+
+
+@pytest.mark.parametrize(
+    "line,shown",
+    [
+        ("ServerArgs(model_path='m', api_key='sk-1', port=1)", "ServerArgs(model_path='m', api_key='***', port=1)"),
+        ("--api-key sk-2 --port 1", "--api-key *** --port 1"),
+        ("HF_TOKEN=hf_abc", "HF_TOKEN=***"),
+        ("AWS_SECRET_ACCESS_KEY: abc", "AWS_SECRET_ACCESS_KEY: ***"),
+        ("Decode batch. #new-token: 5, #cached-token: 0", "Decode batch. #new-token: 5, #cached-token: 0"),
+    ],
+)
+def test_credentials_in_log_lines_are_redacted(line, shown):
+    assert redact(line) == shown

@@ -42,6 +42,7 @@ BASELINES = {
     "npu_facts": {"npu_smi_path": MISSING, "hccn_tool_path": MISSING},
     "nvidia_host_facts": {"root": "{tmp}"},
     "openai_check": {"base_url": "http://127.0.0.1:9/v1", "timeout": 2},
+    "pod_wait": {"namespace": "llmops"},
     "parallelism_plan": {"model": "Qwen/Qwen3-8B", "accelerator": "A800-80G", "accelerators_per_node": 8, "nodes": 1},
     "rdma_check": {"sysfs_root": "{tmp}", "proc_root": "{tmp}", "use_tools": "never"},
 }
