@@ -81,18 +81,22 @@ def model_dir_name(config):
     return re.sub(r"[^A-Za-z0-9._-]+", "--", ident).strip("-") or "model"
 
 
+def model_gib(config, plan):
+    """The model's size on disk: model_cache_model_gib when given, else the plan's weights for one model copy."""
+    if config.get("model_gib"):
+        return float(config["model_gib"])
+    return (
+        float(plan.get("weights_gib_per_accelerator") or 0)
+        * int(plan["tensor_parallel"])
+        * int(plan["pipeline_parallel"])
+    )
+
+
 def size_gib(config, plan):
     """PVC size: the model's bytes on disk when known, else the plan's weights for one model copy, +20% +10Gi."""
     if config.get("size_gib"):
         return int(config["size_gib"])
-    if config.get("model_gib"):
-        weights = float(config["model_gib"])
-    else:
-        weights = (
-            float(plan.get("weights_gib_per_accelerator") or 0)
-            * int(plan["tensor_parallel"])
-            * int(plan["pipeline_parallel"])
-        )
+    weights = model_gib(config, plan)
     if weights <= 0:
         raise LlmopsError("cannot size the model cache: set model_cache_size_gib or model_cache_model_gib")
     return int(math.ceil(weights * 1.2 + 10))
@@ -123,6 +127,9 @@ def downloader_container(config, mode, model_path):
     ]
     if source == "s3":
         env.append({"name": "LLMOPS_S3_URI", "value": config["s3"]["uri"]})
+    if mode == "download" and config.get("expected_bytes"):
+        # the progress lines' "of N GiB" and ETA (an estimate: the plan's weights when the size is not given)
+        env.append({"name": "LLMOPS_MODEL_BYTES", "value": str(int(config["expected_bytes"]))})
     if mode == "wait":
         # Waiting reads the folder and its stamp only: no credentials, no tools.
         return _script_container(config, mode, config["wait_image"], env)
@@ -224,6 +231,7 @@ def cache_plan(config, plan, replicas=1):
     value the serving stage keeps as ``llmops_model_cache`` for roles/inference_server.
     """
     validate(config)
+    config = dict(config, expected_bytes=model_gib(config, plan) * 2**30)
     mode = layout_mode(config, plan, replicas)
     names = _names(config)
     model_path = "%s/%s" % (config["mount_path"].rstrip("/"), model_dir_name(config))

@@ -63,8 +63,33 @@ ensure_python_module() {
   python3 -m pip install --quiet "$2"
 }
 
+# One line every LLMOPS_PROGRESS_SECONDS (30): bytes on disk against the expected size (LLMOPS_MODEL_BYTES, an
+# estimate from the plan), the rate and the time left. The tools' own progress bars redraw one line with \r, which
+# a log tail (the pod_wait progress lines, kubectl logs --tail) cannot show.
+progress() {
+  start=$(date +%s)
+  before=$(du -sk "$DIR" 2>/dev/null | cut -f1)
+  # sleep's output to /dev/null: a sleep left behind by `kill` must not hold the log pipe open
+  while sleep "${LLMOPS_PROGRESS_SECONDS:-30}" >/dev/null 2>&1; do
+    kib=$(du -sk "$DIR" 2>/dev/null | cut -f1)
+    awk -v k="${kib:-0}" -v b="${before:-0}" -v e="$(( ${LLMOPS_MODEL_BYTES:-0} / 1024 ))" \
+        -v t="$(( $(date +%s) - start ))" 'BEGIN {
+      rate = (k - b) / (t > 0 ? t : 1) / 1024
+      line = sprintf("progress: %.1f GiB on disk", k / 1048576)
+      if (e > 0) line = line sprintf(" of about %.1f GiB (%d%%)", e / 1048576, 100 * k / e)
+      line = line sprintf(", %.0f MiB/s", rate)
+      if (e > 0 && rate > 0 && k < e) line = line sprintf(", about %d min left", (e - k) / 1024 / rate / 60 + 1)
+      print line
+    }'
+  done
+}
+
 download() {
   mkdir -p "$DIR"
+  progress &
+  PROGRESS=$!
+  trap 'kill $PROGRESS 2>/dev/null || true' EXIT
+  export HF_HUB_DISABLE_PROGRESS_BARS=1
   case "${LLMOPS_SOURCE:-}" in
     huggingface)
       ensure_python_module huggingface_hub huggingface_hub
@@ -106,6 +131,7 @@ PY
       echo "unknown LLMOPS_SOURCE '${LLMOPS_SOURCE:-}' (huggingface, modelscope or s3)"; exit $PERMANENT
       ;;
   esac
+  kill $PROGRESS 2>/dev/null || true
 }
 
 case "$MODE" in

@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -406,3 +408,44 @@ def test_download_jobs_fail_at_once_on_the_scripts_permanent_exit():
         "operator": "In",
         "values": [model_cache.PERMANENT_FAILURE_EXIT],
     }
+
+
+def test_script_prints_progress_lines_a_log_tail_can_show(tmp_path):
+    """A long download prints "progress: X GiB on disk of about Y GiB (N%), R MiB/s, about M min left" lines
+    (the pod_wait progress shows the last one); the script still ends as soon as the tool does."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "aws").write_text(
+        '#!/bin/sh\nfor d in "$@"; do :; done\nhead -c 4194304 /dev/zero > "$d/part-1"\nsleep 2.5\n'
+        'head -c 4194304 /dev/zero > "$d/part-2"\n'
+    )
+    (tools / "aws").chmod(0o755)
+    environment = {
+        "PATH": "%s:%s" % (tools, os.environ["PATH"]),
+        "LLMOPS_SOURCE": "s3",
+        "LLMOPS_S3_URI": "s3://b/m",
+        "LLMOPS_PROGRESS_SECONDS": "1",
+        "LLMOPS_MODEL_BYTES": str(64 * 2**20),
+    }
+    started = time.monotonic()
+    result = _run(tmp_path / "model", "download", **environment)
+    took = time.monotonic() - started
+    lines = [line for line in result.stdout.splitlines() if line.startswith("progress: ")]
+    assert len(lines) >= 2, result.stdout + result.stderr
+    assert re.match(r"^progress: 0\.0 GiB on disk of about 0\.1 GiB \(\d+%\), \d+ MiB/s", lines[0]), lines
+    assert "min left" in lines[-1]
+    # the tool ended: verify runs (this folder has no config.json, so the script fails), no progress line after
+    assert result.returncode != 0 and "config.json is missing" in result.stdout
+    assert took < 8, took
+
+
+def test_the_download_job_is_told_the_expected_size():
+    def expected(config):
+        jobs = [o for o in model_cache.cache_plan(config, load_plan("local"), 1)["objects"] if o["kind"] == "Job"]
+        env = {e["name"]: e.get("value") for e in jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        return int(env["LLMOPS_MODEL_BYTES"])
+
+    assert expected(dict(cache_config("local"), model_gib=15.5)) == int(15.5 * 2**30)
+    plan = load_plan("local")
+    weights = plan["weights_gib_per_accelerator"] * plan["tensor_parallel"] * plan["pipeline_parallel"]
+    assert expected(dict(cache_config("local"), model_gib=0)) == int(weights * 2**30)
