@@ -74,10 +74,12 @@ def storage(api_client):
     storage_api.delete_storage_class(name)
 
 
-def serve(ansible_playbook, inventory, tmp_path, extra_vars, json_output=True, playbook="playbooks/serve.yml"):
+def serve(ansible_playbook, inventory, tmp_path, extra_vars, json_output=True, playbook="playbooks/serve.yml", args=()):
     varfile = tmp_path / f"vars-{uuid.uuid4().hex[:6]}.json"
     varfile.write_text(json.dumps(extra_vars))
-    return ansible_playbook(playbook, "-i", f"inventories/{inventory}", "-e", f"@{varfile}", json_output=json_output)
+    return ansible_playbook(
+        playbook, "-i", f"inventories/{inventory}", "-e", f"@{varfile}", *args, json_output=json_output
+    )
 
 
 def live_vars(namespace, storage_class):
@@ -201,7 +203,33 @@ def test_demo_inventory_deploys_site_yml_to_the_test_bed(ansible_playbook, api_c
         second = serve(ansible_playbook, "testbed", tmp_path, extra, playbook="playbooks/site.yml")
         assert second.returncode == 0, second.output[-6000:]
         assert second.stats()["localhost"]["changed"] == 0
-        print(f"\ntestbed (site.yml): converge {converge_s:.1f} s, second run changed=0")
+        # --check --diff against the deployed stack: nothing would change, nothing is waited for (issue 13)
+        started = time.monotonic()
+        check = serve(
+            ansible_playbook, "testbed", tmp_path, extra, playbook="playbooks/site.yml", args=["--check", "--diff"]
+        )
+        check_s = time.monotonic() - started
+        assert check.returncode == 0, check.output[-6000:]
+        assert check.stats()["localhost"]["changed"] == 0, check.changed_tasks()
+        waits = check.task_results("(progress below; stops early on a stuck pod)")
+        assert waits and all(result.get("skipped") for result in waits), waits
+        # --check into a namespace that does not exist yet: reported as what would be created, not a failure
+        fresh = f"{namespace}-new"
+        new = serve(
+            ansible_playbook,
+            "testbed",
+            tmp_path,
+            dict(extra, llmops_namespace=fresh),
+            playbook="playbooks/site.yml",
+            args=["--check"],
+        )
+        assert new.returncode == 0, new.output[-6000:]
+        assert new.stats()["localhost"]["changed"] > 0
+        assert not exists(core.read_namespace, fresh)
+        print(
+            f"\ntestbed (site.yml): converge {converge_s:.1f} s, second run changed=0,"
+            f" --check {check_s:.1f} s changed=0"
+        )
     finally:
         delete_namespace(core, namespace)
 
