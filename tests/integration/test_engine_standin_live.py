@@ -25,7 +25,7 @@ from kubernetes import dynamic
 from kubernetes.client.rest import ApiException
 from render_helpers import run_render
 from standin_support import http, make_model
-from testbed_support import KUBECONFIG, wait_for
+from testbed_support import KUBECONFIG, volcano_running, wait_for
 
 NODES_STATE = os.path.join(os.path.dirname(KUBECONFIG), "nodes")  # beside the bed the tests use
 IMAGE = "docker.io/lmsysorg/sglang:v0.5.23"  # inference_server_images.sglang, built as the stand-in
@@ -87,7 +87,10 @@ def host_models(namespace):
 @pytest.fixture(scope="module")
 def rendered(namespace, host_models, real_nodes, tmp_path_factory):
     """The objects our builder renders for the group (a fresh API key in its Secret)."""
-    folder = str(tmp_path_factory.mktemp("render"))
+    return render_group(namespace, host_models, real_nodes, str(tmp_path_factory.mktemp("render")))
+
+
+def render_group(namespace, host_models, real_nodes, folder, applied=APPLIED, **more):
     api_key = "sk-standin-" + uuid.uuid4().hex
     extra = {
         "llmops_namespace": namespace,
@@ -108,6 +111,7 @@ def rendered(namespace, host_models, real_nodes, tmp_path_factory):
         "inference_server_api_key": api_key,
         "inference_server_render_api_key_secret": True,
     }
+    extra.update(more)
     vars_file = os.path.join(folder, "vars.json")
     with open(vars_file, "w") as handle:
         json.dump(extra, handle)
@@ -117,8 +121,8 @@ def rendered(namespace, host_models, real_nodes, tmp_path_factory):
     objects = []
     for path in sorted(glob.glob(os.path.join(out, "*", "*.yaml"))):
         with open(path) as handle:
-            objects += [doc for doc in yaml.safe_load_all(handle) if doc and doc["kind"] in APPLIED]
-    assert {o["kind"] for o in objects} == set(APPLIED), [o["kind"] for o in objects]
+            objects += [doc for doc in yaml.safe_load_all(handle) if doc and doc["kind"] in applied]
+    assert {o["kind"] for o in objects} == set(applied), [o["kind"] for o in objects]
     return objects
 
 
@@ -315,6 +319,44 @@ def test_wrong_dist_init_port_never_gets_ready_and_the_log_says_why(
         "wrong port: leader never Ready; its log: %s"
         % [line for line in seen.splitlines() if "did not form" in line][0]
     )
+
+
+def test_volcano_gang_schedules_the_group_onto_the_real_nodes(
+    api_client, core, namespace, host_models, real_nodes, group, tmp_path
+):
+    """inference_server_volcano_enabled: the real Volcano scheduler (TESTBED_VOLCANO=1, as CI starts the bed)
+    binds the group's pods together through our PodGroup, onto the real nodes' simulated GPUs, and it serves."""
+    if not volcano_running():
+        pytest.fail("the test bed runs no Volcano scheduler: start it with TESTBED_VOLCANO=1 (scripts/test.sh does)")
+    delete_group(api_client, core, namespace)
+    objects = render_group(
+        namespace,
+        host_models,
+        real_nodes,
+        str(tmp_path),
+        applied=("LeaderWorkerSet", "PodGroup"),
+        inference_server_volcano_enabled=True,
+    )
+    started = time.monotonic()
+    apply(api_client, namespace, objects)
+    try:
+        wait_ready(core, namespace, lambda: leader_ready(core, namespace), "the Volcano-scheduled leader Ready")
+        ready_after = time.monotonic() - started
+        group_pods = pods(core, namespace)
+        assert {pod.spec.scheduler_name for pod in group_pods.values()} == {"volcano"}
+        assert sorted(pod.spec.node_name for pod in group_pods.values()) == sorted(real_nodes)
+        podgroup = (
+            _dyn(api_client)
+            .resources.get(api_version="scheduling.volcano.sh/v1beta1", kind="PodGroup")
+            .get(name=NAME, namespace=namespace)
+        )
+        assert podgroup.spec.minMember == 2 and podgroup.status.phase == "Running", podgroup.status
+        # the Secret and Service of the first apply still front the new group
+        status, answer = chat(node_port_url(core, namespace, real_nodes), api_key(core, namespace))
+        assert status == 200, answer
+        log("Volcano gang: group Ready %.1fs after apply on %s" % (ready_after, sorted(real_nodes)))
+    finally:
+        delete_group(api_client, core, namespace)
 
 
 def pod_logs(pod):
