@@ -416,7 +416,7 @@ def test_script_prints_progress_lines_a_log_tail_can_show(tmp_path):
     tools = tmp_path / "bin"
     tools.mkdir()
     (tools / "aws").write_text(
-        '#!/bin/sh\nfor d in "$@"; do :; done\nhead -c 4194304 /dev/zero > "$d/part-1"\nsleep 2.5\n'
+        '#!/bin/sh\nfor d in "$@"; do :; done\nhead -c 4194304 /dev/zero > "$d/part-1"\nsleep 4\n'
         'head -c 4194304 /dev/zero > "$d/part-2"\n'
     )
     (tools / "aws").chmod(0o755)
@@ -436,7 +436,7 @@ def test_script_prints_progress_lines_a_log_tail_can_show(tmp_path):
     assert "min left" in lines[-1]
     # the tool ended: verify runs (this folder has no config.json, so the script fails), no progress line after
     assert result.returncode != 0 and "config.json is missing" in result.stdout
-    assert took < 8, took
+    assert took < 20, took  # ends with the tool, not with the progress loop
 
 
 def test_the_download_job_is_told_the_expected_size():
