@@ -730,11 +730,13 @@ def pod_size(config, plan):
         return size
     shm_gib = shm_size_gib(config, plan)
     if memory <= shm_gib * 2**30:
-        shm_origin = (
-            "inference_server_shm_gib"
-            if config.get("shm_gib")
-            else "%d accelerators per pod x %dGi" % (per_pod, int(config.get("shm_gib_per_accelerator", 16)))
-        )
+        per_accelerator = int(config.get("shm_gib_per_accelerator", 16))
+        if config.get("shm_gib"):
+            shm_origin = "inference_server_shm_gib"
+        elif per_pod * per_accelerator < shm_gib:
+            shm_origin = "the %dGi floor" % shm_gib
+        else:
+            shm_origin = "%d accelerators per pod x %dGi" % (per_pod, per_accelerator)
         raise LlmopsError(
             "%s leaves no room beside /dev/shm of %dGi (%s), which counts against the pod's memory: raise it, "
             "size the pod per accelerator with inference_server_memory_per_accelerator (and an empty "

@@ -258,6 +258,10 @@ def test_sizing_that_cannot_hold_shm_is_refused_with_its_origin():
         LlmopsError, match=r"memory_per_accelerator 12Gi x 8 accelerators per pod = 96Gi leaves no room"
     ):
         _sized("deepseek-r1-2x8-a800-sglang", memory_per_accelerator="12Gi")
+    with pytest.raises(
+        LlmopsError, match=r"inference_server_memory 8Gi leaves no room beside /dev/shm of 8Gi \(the 8Gi floor\)"
+    ):
+        _sized("local", memory="8Gi", shm_gib_per_accelerator=4)
     with pytest.raises(LlmopsError, match=r"beside /dev/shm of 200Gi \(inference_server_shm_gib\)"):
         _sized("deepseek-r1-2x8-a800-sglang", memory_per_accelerator="20Gi", shm_gib=200)
     for bad in ({"cpu": "eight"}, {"cpu_per_accelerator": "1core"}, {"memory_per_accelerator": "32GB"}):
