@@ -1,12 +1,11 @@
-#!/usr/bin/env python3
 """Write the "Role variables" tables of docs/serving.md from the serving roles' argument specs.
 
 The argument spec is the one place a role variable is described (ansible-doc and docs/reference read it
 too); this script copies each option's default and description into the table between the markers, so
 the tables cannot drift from the specs (tests/unit/test_docs_reference.py checks they are current).
 
-    scripts/serving_role_tables.py           rewrite docs/serving.md (`make docs` runs it)
-    scripts/serving_role_tables.py --check   exit 1 when docs/serving.md is out of date
+    python scripts/serving_role_tables.py           rewrite docs/serving.md (`make docs` runs it)
+    python scripts/serving_role_tables.py --check   exit 1 when docs/serving.md is out of date
 """
 
 import json

@@ -144,6 +144,7 @@ def test_serving_role_tables_are_current():
     """docs/serving.md's "Role variables" tables are what scripts/serving_role_tables.py writes from the specs."""
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "scripts", "serving_role_tables.py"), "--check"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
