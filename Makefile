@@ -78,8 +78,9 @@ build: venv ## build the collection tarball into .build/dist
 ee-context: venv ## write the execution environment build context (ansible-builder create) into .build/ee
 	bash scripts/ee_context.sh
 
-docs: venv ## regenerate the plugin and role reference in docs/reference (antsibull-docs)
+docs: venv ## regenerate the plugin and role reference in docs/reference (antsibull-docs) and docs/serving.md's role tables
 	bash scripts/docs_reference.sh
+	$(BIN)/python scripts/serving_role_tables.py
 
 changelog: venv ## release the changelog from changelogs/fragments
 	$(BIN)/antsibull-changelog release

@@ -127,12 +127,36 @@ _QUANTITY_FACTORS = {
 _ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
+_CPU_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m)?$")
+
+
 def quantity_bytes(quantity):
     """Bytes of a Kubernetes memory quantity such as ``1Ti`` or ``512Gi``."""
     match = _QUANTITY.match(str(quantity).strip())
     if not match:
         raise LlmopsError("not a Kubernetes memory quantity: %r (use e.g. 512Gi)" % (quantity,))
     return int(float(match.group(1)) * _QUANTITY_FACTORS[match.group(2)])
+
+
+def bytes_quantity(amount):
+    """The shortest exact binary quantity for ``amount`` bytes (``128Gi``, ``1536Mi``)."""
+    for suffix in ("Ti", "Gi", "Mi", "Ki"):
+        if amount and amount % _QUANTITY_FACTORS[suffix] == 0:
+            return "%d%s" % (amount // _QUANTITY_FACTORS[suffix], suffix)
+    return str(amount)
+
+
+def cpu_millis(quantity):
+    """Millicores of a Kubernetes CPU quantity such as ``8``, ``1.5`` or ``500m``."""
+    match = _CPU_QUANTITY.match(str(quantity).strip())
+    if not match:
+        raise LlmopsError("not a Kubernetes CPU quantity: %r (use e.g. 8 or 500m)" % (quantity,))
+    return int(float(match.group(1)) * (1 if match.group(2) else 1000))
+
+
+def millis_quantity(millis):
+    """``8`` for 8000 millicores, ``1500m`` for 1500."""
+    return str(millis // 1000) if millis % 1000 == 0 else "%dm" % millis
 
 
 def validate_plan(plan):
@@ -663,17 +687,64 @@ def resources(config, plan):
         amounts[name] = str(value)
     limits = dict(amounts)
     requests = dict(amounts)
-    if config.get("cpu"):
-        requests["cpu"] = limits["cpu"] = str(config["cpu"])
-    if config.get("memory"):
-        requests["memory"] = limits["memory"] = str(config["memory"])
-        # A memory-backed emptyDir counts against the container's memory limit.
-        if quantity_bytes(config["memory"]) <= shm_size_gib(config, plan) * 2**30:
-            raise LlmopsError(
-                "memory %s leaves no room beside /dev/shm of %dGi; raise the memory or lower shm"
-                % (config["memory"], shm_size_gib(config, plan))
-            )
+    for name, amount in sorted(pod_size(config, plan).items()):
+        requests[name] = limits[name] = amount
     return {"limits": limits, "requests": requests}
+
+
+def _parsed(parse, config, key):
+    """``parse(config[key])``, its error naming the inventory variable."""
+    try:
+        return parse(config[key])
+    except LlmopsError as error:
+        raise LlmopsError("inference_server_%s: %s" % (key, error)) from None
+
+
+def pod_size(config, plan):
+    """CPU and memory of the engine container (requests = limits), each only when the site sizes it.
+
+    ``cpu`` / ``memory`` are absolute amounts, used as given. Otherwise ``cpu_per_accelerator`` /
+    ``memory_per_accelerator`` size the pod from the plan (x accelerators per pod), so a site's sizing
+    follows the shape a run asks for (4 accelerators per pod get 4 shares). The memory-backed /dev/shm
+    counts against the memory limit: an amount that cannot hold it is refused here, in the build step.
+    """
+    per_pod = accelerators_per_pod(plan)
+    size = {}
+    if config.get("cpu"):
+        _parsed(cpu_millis, config, "cpu")  # refuses what is not a quantity
+        size["cpu"] = str(config["cpu"])
+    elif config.get("cpu_per_accelerator"):
+        size["cpu"] = millis_quantity(_parsed(cpu_millis, config, "cpu_per_accelerator") * per_pod)
+    if config.get("memory"):
+        memory, quantity = _parsed(quantity_bytes, config, "memory"), str(config["memory"])
+        origin = "inference_server_memory %s" % quantity
+    elif config.get("memory_per_accelerator"):
+        memory = _parsed(quantity_bytes, config, "memory_per_accelerator") * per_pod
+        quantity = bytes_quantity(memory)
+        origin = "inference_server_memory_per_accelerator %s x %d accelerators per pod = %s" % (
+            config["memory_per_accelerator"],
+            per_pod,
+            quantity,
+        )
+    else:
+        return size
+    shm_gib = shm_size_gib(config, plan)
+    if memory <= shm_gib * 2**30:
+        per_accelerator = int(config.get("shm_gib_per_accelerator", 16))
+        if config.get("shm_gib"):
+            shm_origin = "inference_server_shm_gib"
+        elif per_pod * per_accelerator < shm_gib:
+            shm_origin = "the %dGi floor" % shm_gib
+        else:
+            shm_origin = "%d accelerators per pod x %dGi" % (per_pod, per_accelerator)
+        raise LlmopsError(
+            "%s leaves no room beside /dev/shm of %dGi (%s), which counts against the pod's memory: raise it, "
+            "size the pod per accelerator with inference_server_memory_per_accelerator (and an empty "
+            "inference_server_memory), or lower inference_server_shm_gib_per_accelerator"
+            % (origin, shm_gib, shm_origin)
+        )
+    size["memory"] = quantity
+    return size
 
 
 def labels(config, role=None):

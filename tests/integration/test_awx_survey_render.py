@@ -71,12 +71,9 @@ CASES = {
 }
 
 
-# inventories/local sizes the server pod for one small GPU (inference_server_memory: 32Gi) while
-# /dev/shm grows with the accelerators per pod (16 GiB each): a site that answers the survey with
-# bigger hardware sizes its pods in its own inventory. The cases stand for such a site by lifting the
-# memory limit (extra vars the site's inventory would hold, not survey answers);
-# test_pod_sizing_of_the_site_inventory_limits_the_survey shows what happens when it does not.
-SITE_SIZING = {"inference_server_memory": ""}
+# inventories/local sizes the server pod per accelerator (inference_server_memory_per_accelerator), so
+# every case runs on the site's own sizing: the pod's memory follows the accelerators per pod the answers
+# ask for and holds their /dev/shm (test_pod_sizing_follows_the_survey_shape shows it on 4 per pod).
 
 
 def answers(case):
@@ -123,8 +120,6 @@ def test_survey_answers_render_site(case, tmp_path):
         str(tmp_path),
         "-e",
         json.dumps(extra_vars),
-        "-e",
-        json.dumps(SITE_SIZING),
         *tags,
         plan=False,
         playbook="site.yml",
@@ -170,16 +165,39 @@ def test_an_allowed_answer_that_cannot_fit_stops_in_the_plan_step(tmp_path):
     assert rendered_files(str(tmp_path)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inventories/local pins inference_server_memory: 32Gi; 4 accelerators per pod get 64 GiB of "
-    "/dev/shm and inference_server refuses the pod. The survey cannot see the site's pod sizing: the "
-    "server's memory should follow the plan when the site does not fit it (serving roles' owners).",
-)
-def test_pod_sizing_of_the_site_inventory_limits_the_survey(tmp_path):
+def test_pod_sizing_follows_the_survey_shape(tmp_path):
+    """4 Ascend NPUs per pod on inventories/local (sized per accelerator: 32Gi each): the pod gets 4 x 32Gi,
+    which holds its 4 x 16Gi of /dev/shm, and renders."""
     extra_vars = answers("ascend-vllm")
     assert validate_answers(SPEC, extra_vars) == []
     result = run_render(
         "local", str(tmp_path), "-e", json.dumps(extra_vars), "--tags", "serve", plan=False, playbook="site.yml"
     )
     assert result.returncode == 0, result.stdout[-2000:]
+    objects = manifests(str(tmp_path))
+    (workload,) = objects.get("Deployment", []) + objects.get("StatefulSet", [])
+    pod = workload["spec"]["template"]["spec"]
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert (limits["huawei.com/Ascend910"], limits["memory"], limits["cpu"]) == ("4", "128Gi", "32")
+    assert [v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if v["name"] == "dshm"] == ["64Gi"]
+
+
+def test_an_explicit_memory_that_cannot_hold_shm_stops_before_anything_is_written(tmp_path):
+    """A site that pins an absolute inference_server_memory keeps it: 32Gi cannot hold 4 NPUs' 64Gi of
+    /dev/shm, so the build step refuses it with the numbers, and nothing is rendered."""
+    extra_vars = answers("ascend-vllm")
+    result = run_render(
+        "local",
+        str(tmp_path),
+        "-e",
+        json.dumps(extra_vars),
+        "-e",
+        json.dumps({"inference_server_memory": "32Gi"}),
+        "--tags",
+        "serve",
+        plan=False,
+        playbook="site.yml",
+    )
+    assert result.returncode != 0
+    assert "inference_server_memory 32Gi leaves no room beside /dev/shm of 64Gi" in result.stdout + result.stderr
+    assert rendered_files(str(tmp_path)) == []

@@ -105,6 +105,8 @@ def server_config(inventory):
         "rdma_resources": gv.get("inference_server_rdma_resources", {}),
         "cpu": gv.get("inference_server_cpu", ""),
         "memory": gv.get("inference_server_memory", ""),
+        "cpu_per_accelerator": gv.get("inference_server_cpu_per_accelerator", ""),
+        "memory_per_accelerator": gv.get("inference_server_memory_per_accelerator", ""),
         "shm_gib": 0,
         "shm_gib_per_accelerator": 16,
         "host_network": gv.get("inference_server_host_network", False),

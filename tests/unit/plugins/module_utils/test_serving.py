@@ -211,6 +211,67 @@ def test_memory_must_leave_room_for_shm():
         serving.server_manifests(config, plan, cache["layout"])
 
 
+def _sized(inventory, **sizing):
+    """Engine resources and /dev/shm size of ``inventory``'s server with only ``sizing`` set."""
+    config, plan, cache = case(inventory)
+    config.update(dict(dict(cpu="", memory="", cpu_per_accelerator="", memory_per_accelerator=""), **sizing))
+    objects = serving.server_manifests(config, plan, cache["layout"])
+    pod = pod_templates(objects)[0][1]
+    shm = next(v for v in pod["spec"]["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"]
+    return engine(pod)["resources"], shm
+
+
+def test_per_accelerator_sizing_follows_the_plan():
+    """One site sizing (per accelerator) on a 1-accelerator pod and on an 8-accelerator pod: each gets
+    its share times the accelerators, and the memory holds the /dev/shm the same plan sizes."""
+    resources, shm = _sized("local", cpu_per_accelerator="8", memory_per_accelerator="32Gi")
+    assert resources["limits"] == resources["requests"] == {"nvidia.com/gpu": "1", "cpu": "8", "memory": "32Gi"}
+    assert shm == "16Gi"
+    resources, shm = _sized("deepseek-r1-2x8-a800-sglang", cpu_per_accelerator="500m", memory_per_accelerator="20Gi")
+    assert resources["limits"]["nvidia.com/gpu"] == "8"
+    assert resources["limits"]["cpu"] == resources["requests"]["cpu"] == "4"
+    assert resources["limits"]["memory"] == resources["requests"]["memory"] == "160Gi"
+    assert shm == "128Gi"
+    resources, _shm = _sized("local", cpu_per_accelerator="1.5", memory_per_accelerator="17.5Gi")
+    assert (resources["limits"]["cpu"], resources["limits"]["memory"]) == ("1500m", "17920Mi")
+
+
+def test_absolute_sizing_wins_and_is_used_as_given():
+    resources, _shm = _sized(
+        "deepseek-r1-2x8-a800-sglang", cpu="96", memory="1000Gi", cpu_per_accelerator="1", memory_per_accelerator="20Gi"
+    )
+    assert (resources["limits"]["cpu"], resources["limits"]["memory"]) == ("96", "1000Gi")
+    # Unsized: no cpu/memory at all (the accelerators only).
+    resources, _shm = _sized("local")
+    assert resources["limits"] == {"nvidia.com/gpu": "1"}
+
+
+def test_sizing_that_cannot_hold_shm_is_refused_with_its_origin():
+    # An explicit absolute memory stays explicit: 32Gi for an 8-accelerator pod is refused, not raised.
+    with pytest.raises(
+        LlmopsError,
+        match=r"inference_server_memory 32Gi leaves no room beside /dev/shm of 128Gi \(8 accelerators per pod x 16Gi\)",
+    ):
+        _sized("deepseek-r1-2x8-a800-sglang", memory="32Gi")
+    # A per-accelerator share below the /dev/shm share never fits, whatever the shape.
+    with pytest.raises(
+        LlmopsError, match=r"memory_per_accelerator 12Gi x 8 accelerators per pod = 96Gi leaves no room"
+    ):
+        _sized("deepseek-r1-2x8-a800-sglang", memory_per_accelerator="12Gi")
+    with pytest.raises(
+        LlmopsError, match=r"inference_server_memory 8Gi leaves no room beside /dev/shm of 8Gi \(the 8Gi floor\)"
+    ):
+        _sized("local", memory="8Gi", shm_gib_per_accelerator=4)
+    with pytest.raises(LlmopsError, match=r"beside /dev/shm of 200Gi \(inference_server_shm_gib\)"):
+        _sized("deepseek-r1-2x8-a800-sglang", memory_per_accelerator="20Gi", shm_gib=200)
+    for bad in ({"cpu": "eight"}, {"cpu_per_accelerator": "1core"}, {"memory_per_accelerator": "32GB"}):
+        ((key, value),) = bad.items()
+        with pytest.raises(
+            LlmopsError, match="inference_server_%s: not a Kubernetes (CPU|memory) quantity: '%s'" % (key, value)
+        ):
+            _sized("local", **bad)
+
+
 def test_duplicate_env_between_nccl_and_extra_is_refused():
     config, plan, cache = case("deepseek-r1-2x8-a800-sglang")
     config["extra_env"] = {"NCCL_IB_HCA": "mlx5_0"}
@@ -576,13 +637,13 @@ def test_volume_claim_templates_need_lws_0_8(version, ok):
 
 @pytest.mark.parametrize("inventory", INVENTORIES)
 def test_init_containers_keep_the_pod_guaranteed(inventory):
-    config, _plan, objects = workload(inventory)
+    config, plan, objects = workload(inventory)
     for _role, pod in pod_templates(objects):
         containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
         for container in pod["spec"].get("initContainers", []):
             resources = container["resources"]
             assert resources["requests"] == resources["limits"] and {"cpu", "memory"} <= set(resources["limits"])
-        if config["cpu"] and config["memory"]:
+        if set(serving.pod_size(config, plan)) == {"cpu", "memory"}:
             # Kubernetes' Guaranteed class: every container has cpu and memory with requests = limits.
             for container in containers:
                 limits, requests = container["resources"]["limits"], container["resources"]["requests"]
