@@ -426,49 +426,52 @@ MODELS = {
         "params_with_mtp": True,
         "aliases": ["deepseek-v3.2"],
     },
-    # Kimi-K2's "1.04 trillion" (technical report) is not what its config adds up to (1026.4B: 60 MoE layers of
-    # 17.06B, one dense layer, 2 x 1.17B embeddings); no exact published count was found: checked within 1.5%.
-    "moonshotai/Kimi-K2-Instruct": {
-        "config": _KIMI_K2,
-        "params_b": 1040,
-        "params_tolerance": 0.015,
-        "aliases": ["kimi-k2"],
-    },
-    "moonshotai/Kimi-K2-Instruct-0905": {
-        "config": _with(_KIMI_K2, max_position_embeddings=262144),
-        "params_b": 1040,
-        "params_tolerance": 0.015,
-    },
+    # Kimi-K2: 1026.5B, the Hugging Face safetensors count of Kimi-K2-Instruct as listed by
+    # https://drose.io/aitools/tools/kimi-k2-instruct ("Parameters: 1026.5B"); the config adds up to 1026.41B
+    # (60 MoE layers of 17.06B, one dense layer, 2 x 1.17B embeddings) and the FP8 checkpoint's 128x128-block
+    # scales (1/16384 of the quantized weights, 0.06B) make up the rest. The technical report's "1.04T" and the
+    # model card's "1T" are rounded. 0905 and Thinking are the same backbone (Thinking's safetensors count is
+    # of packed INT4 words, not parameters, so the Instruct count stands for it).
+    "moonshotai/Kimi-K2-Instruct": {"config": _KIMI_K2, "params_b": 1026.5, "aliases": ["kimi-k2"]},
+    "moonshotai/Kimi-K2-Instruct-0905": {"config": _with(_KIMI_K2, max_position_embeddings=262144), "params_b": 1026.5},
     "moonshotai/Kimi-K2-Thinking": {
         "config": _with(_KIMI_K2, max_position_embeddings=262144, quantization_config=_INT4_EXPERTS_ONLY),
-        "params_b": 1040,
-        "params_tolerance": 0.015,
+        "params_b": 1026.5,
         "aliases": ["kimi-k2-thinking"],
     },
-    # GLM: 358B is the Hugging Face safetensors count, MTP layer included (the model card rounds to "355B")
+    # GLM-4.5: 358B is the Hugging Face safetensors count (captured with the model card at
+    # https://www.onlylabs.fyi/signals/215ba15c-649f-49a6-b687-455309a9c640: "params 358B"; the card's text says
+    # "355 billion total parameters"), MTP layer included with its own embed_tokens and shared_head.head.
     "zai-org/GLM-4.5": {"config": _GLM45, "params_b": 358, "params_with_mtp": True, "aliases": ["glm-4.5"]},
     "zai-org/GLM-4.5-FP8": {
         "config": _with(_GLM45, quantization_config=_FP8_BLOCK),
         "params_b": 358,
         "params_with_mtp": True,
     },
+    # GLM-4.6: 357B on Hugging Face (https://www.fitmyllm.com/model/glm-4.6: "357B Parameters"), one embedding and
+    # one head fewer than GLM-4.5 (2 x 151552 x 5120 = 1.55B): its checkpoint leaves model.layers.92.embed_tokens
+    # and model.layers.92.shared_head.head out and shares the model's (https://github.com/vllm-project/vllm/pull/27597)
     "zai-org/GLM-4.6": {
         "config": _with(_GLM45, max_position_embeddings=202752),
-        "params_b": 358,
+        "params_b": 357,
         "params_with_mtp": True,
+        "mtp_shares_embeddings": True,
         "aliases": ["glm-4.6"],
     },
     "zai-org/GLM-4.6-FP8": {
         "config": _with(_GLM45, max_position_embeddings=202752, quantization_config=_FP8_BLOCK),
-        "params_b": 358,
+        "params_b": 357,
         "params_with_mtp": True,
+        "mtp_shares_embeddings": True,
     },
     "openai/gpt-oss-120b": {"config": _GPT_OSS_120B, "params_b": 116.83, "aliases": ["gpt-oss-120b"]},
     "openai/gpt-oss-20b": {"config": _GPT_OSS_20B, "params_b": 20.91, "aliases": ["gpt-oss-20b"]},
     # 81.3B: the Hugging Face safetensors count, MTP layer included ("80B" in the name)
     "Qwen/Qwen3-Next-80B-A3B-Instruct": {
         "config": _QWEN3_NEXT,
-        "params_b": 81.3,
+        # 81,324,862,720 in the safetensors of https://huggingface.co/a-ibrahim-pwc/Qwen3-Next-80B-A3B-Instruct
+        # (a mirror of Qwen/Qwen3-Next-80B-A3B-Instruct): 79,674,391,296 + the MTP layer's 1,650,471,424
+        "params_b": 81.32486272,
         "params_with_mtp": True,
         "aliases": ["qwen3-next-80b-a3b-instruct", "Qwen/Qwen3-Next-80B-A3B-Thinking"],
     },
@@ -481,8 +484,11 @@ MODELS = {
         "config": _with(_QWEN3_CODER_480B, quantization_config=_FP8_BLOCK),
         "params_b": 480,
     },
-    # 229B: the Hugging Face safetensors count (the model card says "230B")
-    "MiniMaxAI/MiniMax-M2": {"config": _MINIMAX_M2, "params_b": 229, "aliases": ["minimax-m2"]},
+    # 228.7B: "Parameters: 228.7B total" for the MiniMaxM2ForCausalLM backbone shared by M2 / M2.5 / M2.7
+    # (https://huggingface.co/Ex0bit/MiniMax-SLURPY, "Identical to MiniMax-M2.5 / M2.7"; NVIDIA Megatron Bridge lists
+    # M2.5 and M2.7 as the same architecture as M2); the model card and transformers' docs round to "230 billion".
+    # The checkpoint holds no MTP modules (num_mtp_modules is a training setting).
+    "MiniMaxAI/MiniMax-M2": {"config": _MINIMAX_M2, "params_b": 228.7, "aliases": ["minimax-m2"]},
 }
 
 

@@ -443,19 +443,27 @@ class ModelShape:
             }
         return counts
 
-    def mtp_parameters(self):
+    def mtp_parameters(self, embedding_copies=True):
         """Parameters of the multi-token-prediction layers (loaded only when speculative decoding uses
-        them): one decoder layer each plus the projection of [embedding; hidden] and its norms;
-        DeepSeek/GLM checkpoints also store their own embedding and head copies in that layer."""
+        them): one decoder layer each plus the projection of [embedding; hidden] and its norms.
+        DeepSeek/GLM MTP layers have their own embedding and head (embed_tokens, shared_head.head); the
+        engines allocate them (the default, for memory), but a checkpoint may leave them out and share
+        the model's: GLM-4.6 does, GLM-4.5 does not (vllm-project/vllm#27597). ``embedding_copies=False``
+        counts such a checkpoint."""
         if not self.nextn_layers:
             return 0
         counts = self.parameter_counts()
         layer = counts["moe" if self.is_moe else "dense"]
         h = self.hidden
         per_layer = sum(layer.values()) + 2 * h * h + 3 * h
-        if self.model_type in ("deepseek_v3", "deepseek_v32", "glm4_moe"):
+        if embedding_copies and self.model_type in ("deepseek_v3", "deepseek_v32", "glm4_moe"):
             per_layer += 2 * self.vocab * h
         return self.nextn_layers * per_layer
+
+    def checkpoint_parameters(self, with_mtp=False, mtp_embedding_copies=True):
+        """Parameters a published checkpoint holds (what its safetensors count adds up to)."""
+        mtp = self.mtp_parameters(mtp_embedding_copies) if with_mtp else 0
+        return self.total_parameters() + mtp
 
     def total_parameters(self):
         if getattr(self, "_total_parameters", None) is not None:

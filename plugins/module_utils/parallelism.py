@@ -37,12 +37,15 @@ ENGINES = ("sglang", "vllm")
 # vLLM's gpu_memory_utilization also covers activations (profiled peak), CUDA graphs and
 # NCCL buffers; SGLang's mem_fraction_static covers only weights + KV pool.
 VLLM_RUNTIME_RESERVE_GIB = 2.0
-# SGLang sizes the pool as (free memory after loading) - total x (1 - mem_fraction_static)
-# (ModelRunner.profile_max_num_token, python/sglang/srt/model_executor/model_runner.py), so whatever the
-# process holds besides the weights when it measures (CUDA context, NCCL communicators, custom all-reduce
-# buffers, cuBLAS workspaces) comes out of the pool: 2 GiB, the gap in the published Qwen3-235B-FP8 TP4
-# log of tests/unit/plugins/module_utils/test_capacity_logs.py.
-SGLANG_RUNTIME_RESERVE_GIB = 2.0
+# SGLang sizes the pool as rest = (free after loading) - (free after distributed init) x (1 - mem_fraction_static)
+# (ModelRunner.profile_max_num_token, python/sglang/srt/model_executor/model_runner.py, the same in v0.4.3.post4,
+# v0.4.9.post2, v0.5.3 and v0.5.6.post2), i.e. pool = (memory - held before the weights) x fraction - weights:
+# what the process holds before loading (the memory the driver keeps from CUDA, the CUDA context, NCCL
+# communicators) is scaled by the fraction, not taken whole. Measured on an H200 (torch 2.11, NCCL 2.28.9;
+# benchmarks/device/runtime_footprint.py): nvidia-smi total - free after the CUDA context = 1.21 GiB, NCCL over
+# NVLink 0.84 GiB more; over PCIe (4 x L4, no custom all-reduce) SGLang logged 0.13 GB for its NCCL init.
+SGLANG_CONTEXT_GIB = 1.2
+SGLANG_NCCL_GIB = {"fast": 0.85, "pcie": 0.15}
 VLLM_DEFAULT_MEMORY_FRACTION = 0.9
 MIN_CONTEXT = 4096
 MAX_TOKENS = 1 << 40  # a stage without any per-token cache (all linear attention, no state): unbounded
@@ -67,6 +70,21 @@ def sglang_default_memory_fraction(tensor_parallel):
     return 0.88
 
 
+def runtime_reserve_gib(engine, fraction, ranks, intra_link="nvlink"):
+    """GiB per accelerator that ``engine`` keeps from its KV pool besides the weights.
+
+    vLLM: a flat reserve inside gpu_memory_utilization (profiled activations, non-torch memory).
+    SGLang: the memory held before loading, scaled by mem_fraction_static (its pool formula); NCCL only
+    when the model spans more than one rank.
+    """
+    if engine == "vllm":
+        return VLLM_RUNTIME_RESERVE_GIB
+    held = SGLANG_CONTEXT_GIB
+    if ranks > 1:
+        held += SGLANG_NCCL_GIB["pcie" if intra_link == "pcie" else "fast"]
+    return held * fraction
+
+
 class _Context:
     """Everything fixed for one request: model, dtypes, hardware, engine."""
 
@@ -80,7 +98,6 @@ class _Context:
         self.fraction_override = request.get("memory_fraction")
         shape = self.shape
         self.kv_per_layer_elements = shape.kv_elements_per_token_per_layer()
-        self.reserve = (VLLM_RUNTIME_RESERVE_GIB if self.engine == "vllm" else SGLANG_RUNTIME_RESERVE_GIB) * GIB
         # gated DeltaNet state dtype: SGLang keeps the recurrent state in fp32 (--mamba-ssm-dtype float32),
         # vLLM in the model dtype (mamba_ssm_cache_dtype auto)
         self.state_bytes = (4.0 if self.engine == "sglang" else 2.0) if "linear" in shape.attn_types else 0.0
@@ -236,6 +253,10 @@ class _Context:
         return self._weights_total
 
     # --- layouts -------------------------------------------------------------------------------
+
+    def reserve(self, tp, pp=1):
+        """Bytes per accelerator the engine keeps from the KV pool besides the weights (see the constants)."""
+        return runtime_reserve_gib(self.engine, self.memory_fraction(tp), tp * pp, self.intra_link) * GIB
 
     def memory_fraction(self, tp):
         if self.fraction_override is not None:
@@ -394,7 +415,7 @@ class _Context:
         kv_layer += self.indexer_bytes  # DeepSeek-V3.2, replicated like the latent
         # gated DeltaNet state per sequence and layer, its heads split by TP; spread over the target context
         state = self.state_per_layer / attn_tp
-        usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve
+        usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve(tp, pp)
         worst_weights, tokens, seq, count = 0.0, None, None, None
         base, extra = divmod(shape.layers, pp)
         if not self.hybrid and not self.mtp_layers and not linear_delta:
@@ -609,7 +630,7 @@ def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=Non
 def _smallest_cluster(ctx, target):
     """Smallest number of whole nodes (beyond the given ones) whose best layout fits ``target`` tokens."""
     weights_total = ctx.weights_total()
-    per_gpu = ctx.memory_bytes * ctx.memory_fraction(ctx.per_node * ctx.nodes) - ctx.reserve
+    per_gpu = ctx.memory_bytes * ctx.memory_fraction(ctx.per_node * ctx.nodes) - ctx.reserve(ctx.per_node * ctx.nodes)
     lower = int(math.ceil(weights_total / max(per_gpu, 1.0) / ctx.per_node)) if per_gpu > 0 else MAX_SEARCH_NODES
     for nodes in range(max(ctx.nodes + 1, lower), MAX_SEARCH_NODES + 1):
         found, ok = _search(ctx, nodes, target, None, gpus_only=nodes * ctx.per_node)

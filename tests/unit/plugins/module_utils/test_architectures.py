@@ -4,7 +4,7 @@
 """Architectures beyond plain GQA/MLA: sliding windows, sinks, gated DeltaNet, the V3.2 indexer, MTP.
 
 KV sizes are checked against hand calculations from each config; every new catalog model has its
-parameter total (0.2%; Kimi-K2 explained in the catalog) and one published deployment the planner agrees with.
+parameter total (0.2%, exact where the published count is) and one published deployment the planner agrees with.
 """
 
 import json
@@ -45,8 +45,27 @@ def shape_of(model_id):
 def test_parameter_total_matches_published(model_id):
     entry = model_catalog.MODELS[model_id]
     shape = shape_of(model_id)
-    total = shape.total_parameters() + (shape.mtp_parameters() if entry.get("params_with_mtp") else 0)
+    total = shape.checkpoint_parameters(entry.get("params_with_mtp"), not entry.get("mtp_shares_embeddings"))
     assert total / 1e9 == pytest.approx(entry["params_b"], rel=entry.get("params_tolerance", 0.002))
+
+
+def test_parameter_totals_against_exact_published_counts():
+    """Where the published figure is exact, the arithmetic must be too (sources in model_catalog.py)."""
+    nxt = shape_of("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    assert nxt.checkpoint_parameters(with_mtp=True) == 81324862720  # the safetensors count of the checkpoint
+    # GLM-4.6's MTP layer shares the model's embedding and head; GLM-4.5's stores copies (vLLM PR 27597)
+    glm45, glm46 = shape_of("zai-org/GLM-4.5"), shape_of("zai-org/GLM-4.6")
+    assert glm45.checkpoint_parameters(True) - glm46.checkpoint_parameters(True, False) == 2 * 151552 * 5120
+    assert (
+        round(glm45.checkpoint_parameters(True) / 1e9) == 358
+        and round(glm46.checkpoint_parameters(True, False) / 1e9) == 357
+    )
+    # the engines still allocate the copies when they load the MTP layer: memory keeps them
+    assert glm46.mtp_parameters() == glm45.mtp_parameters()
+    # Kimi-K2: config arithmetic plus the FP8 checkpoint's block scales (one fp32 per 128 x 128 weights)
+    kimi = shape_of("moonshotai/Kimi-K2-Instruct")
+    assert (kimi.total_parameters() * (1 + 1 / 16384.0)) / 1e9 == pytest.approx(1026.5, abs=0.05)
+    assert shape_of("MiniMaxAI/MiniMax-M2").total_parameters() / 1e9 == pytest.approx(228.7, abs=0.05)
 
 
 def test_gpt_oss_sliding_window_kv_hand_calculation():

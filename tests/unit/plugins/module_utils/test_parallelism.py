@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.llmops.inference.plugins.module_utils import model_catalog
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 from ansible_collections.llmops.inference.plugins.module_utils.model_memory import ModelShape, total_weight_bytes
-from ansible_collections.llmops.inference.plugins.module_utils.parallelism import SGLANG_RUNTIME_RESERVE_GIB, plan
+from ansible_collections.llmops.inference.plugins.module_utils.parallelism import plan, runtime_reserve_gib
 
 SGLANG_DS = "https://docs.sglang.io/docs/basic_usage/deepseek_v3.md (recommended settings table)"
 VLLM_DS = "https://docs.vllm.ai/projects/recipes/en/latest/DeepSeek/DeepSeek-V3.html (8xH200 FP8)"
@@ -362,7 +362,7 @@ def test_r1_bf16_on_two_a800_nodes_refused_with_numbers():
     )
     assert not result["fits"]
     (reason,) = result["reasons"]
-    assert "needs 1250 GiB for weights (bf16), 16 x A800-80G give 979 GiB usable (memory fraction 0.79)" in reason
+    assert "needs 1250 GiB for weights (bf16), 16 x A800-80G give 985 GiB usable (memory fraction 0.79)" in reason
     assert "smallest fit: 3 nodes x 8 A800-80G (TP 8, PP 3)" in reason  # PP across the third node
     assert result["engine_args"] == []  # nothing may be started from a plan that does not fit
 
@@ -640,7 +640,7 @@ def test_model_path_multimodal_text_config_and_fp8_detection(tmp_path):
 def test_catalog_parameter_count_matches_published(model_id):
     entry = model_catalog.MODELS[model_id]
     shape = ModelShape(entry["config"], model_id)
-    total = (shape.total_parameters() + (shape.mtp_parameters() if entry.get("params_with_mtp") else 0)) / 1e9
+    total = shape.checkpoint_parameters(entry.get("params_with_mtp"), not entry.get("mtp_shares_embeddings")) / 1e9
     assert total == pytest.approx(entry["params_b"], rel=entry.get("params_tolerance", 0.005))
 
 
@@ -661,7 +661,7 @@ def test_gqa_kv_sharded_until_tp_exceeds_kv_heads():
     base = {"model": "Qwen/Qwen3-235B-A22B", "accelerator": "H200-141G", "memory_fraction": 0.9, "engine": "sglang"}
     tp4 = plan(dict(base, tensor_parallel=4))
     tp8 = plan(dict(base, tensor_parallel=8, data_parallel=1))
-    reserve = SGLANG_RUNTIME_RESERVE_GIB
+    reserve = runtime_reserve_gib("sglang", 0.9, 8)  # NVLink TP: CUDA context + NCCL, scaled by the fraction
     per_gpu_kv_tp4 = 0.9 * tp4["accelerator"]["memory_gib"] - tp4["weights_gib_per_accelerator"] - reserve
     per_gpu_kv_tp8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"] - reserve
     # each TP8 rank stores 1 KV head like each TP4 rank: tokens scale with KV room, not with TP
@@ -680,8 +680,9 @@ def test_mla_kv_replicated_under_tp():
         "engine": "sglang",
     }
     tp8, tp16 = plan(dict(base, tensor_parallel=8)), plan(dict(base, tensor_parallel=16))
-    room8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"] - SGLANG_RUNTIME_RESERVE_GIB
-    room16 = 0.9 * tp16["accelerator"]["memory_gib"] - tp16["weights_gib_per_accelerator"] - SGLANG_RUNTIME_RESERVE_GIB
+    reserve = runtime_reserve_gib("sglang", 0.9, 16)
+    room8 = 0.9 * tp8["accelerator"]["memory_gib"] - tp8["weights_gib_per_accelerator"] - reserve
+    room16 = 0.9 * tp16["accelerator"]["memory_gib"] - tp16["weights_gib_per_accelerator"] - reserve
     per_token_gib = 61 * 576 * 2 / float(1 << 30)
     assert tp8["kv_cache_tokens"] == pytest.approx(room8 / per_token_gib, rel=0.001)
     assert tp16["kv_cache_tokens"] == pytest.approx(room16 / per_token_gib, rel=0.001)
