@@ -94,22 +94,20 @@ def scale_target(objects):
 def replica_capacity(plan, accelerator_nodes, accelerators_per_node=0):
     """How many replicas the cluster can hold at once, from the plan and the accelerator nodes.
 
-    One replica spans ``plan.nodes`` pods, each on its own node (the LWS anti-affinity), each taking
-    ``accelerators_used / nodes`` accelerators. A single-node replica may share a node with others when the
-    node has room for more than one pod's accelerators.
+    One replica spans ``plan.nodes`` pods, each on its own node, each taking ``accelerators_used / nodes``
+    accelerators.
     """
     nodes = int(plan.get("nodes") or 1)
     per_pod = serving.accelerators_per_pod(plan)
     per_node = int(accelerators_per_node or plan.get("accelerators_per_node") or per_pod)
     accelerator_nodes = int(accelerator_nodes)
     if accelerator_nodes < 0 or per_pod < 1:
-        raise LlmopsError("accelerator node count %d / accelerators per pod %d are not usable" % (accelerator_nodes, per_pod))
-    if per_node < per_pod:
-        pods_per_node = 0
-    elif nodes > 1:
-        pods_per_node = 1
-    else:
-        pods_per_node = per_node // per_pod
+        raise LlmopsError(
+            "accelerator node count %d / accelerators per pod %d are not usable" % (accelerator_nodes, per_pod)
+        )
+    # An autoscaled server's pods never share a node (serving.pod_spec's anti-affinity), so a node holds at most
+    # one pod of it, whatever room it has left.
+    pods_per_node = 1 if per_node >= per_pod else 0
     capacity = (accelerator_nodes * pods_per_node) // nodes
     return {
         "nodes_per_replica": nodes,
@@ -170,9 +168,7 @@ def replica_bounds(plan, accelerator_nodes, min_replicas=1, max_replicas=0, acce
             "full model load (tens of minutes for a large model)"
         )
     if high > limit:
-        raise LlmopsError(
-            "autoscaling_max_replicas=%d is more than the cluster can hold (%d): %s" % (high, limit, why)
-        )
+        raise LlmopsError("autoscaling_max_replicas=%d is more than the cluster can hold (%d): %s" % (high, limit, why))
     if low > high:
         raise LlmopsError("autoscaling_min_replicas=%d is above the maximum %d (%s)" % (low, high, why))
     return low, high, capacity
@@ -206,7 +202,8 @@ def behavior(config, startup_seconds):
             raise LlmopsError("autoscaling_%s=%d: the HPA accepts 1 to %d" % (name, value, MAX_POLICY_PERIOD_SECONDS))
     if not 0 <= up_window <= MAX_STABILIZATION_SECONDS:
         raise LlmopsError(
-            "autoscaling_scale_up_stabilization_seconds=%d: the HPA accepts 0 to %d" % (up_window, MAX_STABILIZATION_SECONDS)
+            "autoscaling_scale_up_stabilization_seconds=%d: the HPA accepts 0 to %d"
+            % (up_window, MAX_STABILIZATION_SECONDS)
         )
     return {
         "scaleUp": {
@@ -240,7 +237,9 @@ def _format_number(number):
 def validate_metrics(metrics):
     """The scaling signals: [{signal, target}], each signal once, targets above 0 (kv_cache at most 1)."""
     if not isinstance(metrics, list) or not metrics:
-        raise LlmopsError("autoscaling_metrics must list at least one {signal, target}; signals: %s" % ", ".join(SIGNALS))
+        raise LlmopsError(
+            "autoscaling_metrics must list at least one {signal, target}; signals: %s" % ", ".join(SIGNALS)
+        )
     seen = []
     checked = []
     for item in metrics:
@@ -264,7 +263,9 @@ def label_matchers(config):
     labels.update(config.get("metric_labels") or {})
     for key, value in labels.items():
         if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", str(key)) or not _LABEL_VALUE.match(str(value)):
-            raise LlmopsError("autoscaling_metric_labels: %r=%r is not a usable Prometheus label matcher" % (key, value))
+            raise LlmopsError(
+                "autoscaling_metric_labels: %r=%r is not a usable Prometheus label matcher" % (key, value)
+            )
     return ",".join('%s="%s"' % (key, labels[key]) for key in sorted(labels))
 
 
@@ -306,7 +307,10 @@ def adapter_rules(config, metrics):
                 {
                     "seriesQuery": '%s_bucket{namespace!="",model_name!=""}' % metric,
                     "resources": {"overrides": {"namespace": {"resource": "namespace"}}},
-                    "name": {"matches": "^%s_bucket$" % re.escape(metric), "as": _adapter_name(metric) + "_p" + quantile.split(".")[-1]},
+                    "name": {
+                        "matches": "^%s_bucket$" % re.escape(metric),
+                        "as": _adapter_name(metric) + "_p" + quantile.split(".")[-1],
+                    },
                     "metricsQuery": "histogram_quantile(%s, sum by (le) (rate(<<.Series>>{<<.LabelMatchers>>}[%s])))"
                     % (quantile, window),
                 }
@@ -371,7 +375,12 @@ def keda_scaled_object(config, target, low, high, metrics, behave):
         },
         "triggers": triggers,
     }
-    return {"apiVersion": KEDA_API_VERSION, "kind": "ScaledObject", "metadata": _meta(config, config["name"]), "spec": spec}
+    return {
+        "apiVersion": KEDA_API_VERSION,
+        "kind": "ScaledObject",
+        "metadata": _meta(config, config["name"]),
+        "spec": spec,
+    }
 
 
 def hpa_name(config):
@@ -417,7 +426,12 @@ def adapter_hpa(config, target, low, high, metrics, behave):
         "metrics": entries,
         "behavior": behave,
     }
-    return {"apiVersion": HPA_API_VERSION, "kind": "HorizontalPodAutoscaler", "metadata": _meta(config, hpa_name(config)), "spec": spec}
+    return {
+        "apiVersion": HPA_API_VERSION,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(config, hpa_name(config)),
+        "spec": spec,
+    }
 
 
 def adapter_rules_config_map(config, metrics):
@@ -487,4 +501,3 @@ def autoscaling_plan(config, plan, server_objects, server_config=None, nodes=Non
         ],
         "objects": objects,
     }
-

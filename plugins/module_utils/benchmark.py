@@ -248,7 +248,11 @@ def results_svg(result, title=""):
         concurrency,
         [
             ("output tokens/s", "#1f77b4", [row["output_tokens_per_s"] for row in rows]),
-            ("requests/s x 100", "#2ca02c", [None if row["requests_per_s"] is None else row["requests_per_s"] * 100 for row in rows]),
+            (
+                "requests/s x 100",
+                "#2ca02c",
+                [None if row["requests_per_s"] is None else row["requests_per_s"] * 100 for row in rows],
+            ),
         ],
         "per second",
     )
@@ -287,9 +291,14 @@ def write_results(result, directory, name):
         for kind, path in paths.items():
             with open(path, "w") as handle:
                 handle.write(contents[kind])
-    except (IOError, OSError) as error:
+    except OSError as error:
         raise LlmopsError("cannot write the benchmark results under %s: %s" % (directory, error))
     return paths
+
+
+def _pair(row, name):
+    low, high = row["%s_ms_p50" % name], row["%s_ms_p99" % name]
+    return "%s/%s" % ("-" if low is None else "%g" % low, "-" if high is None else "%g" % high)
 
 
 def table(result):
@@ -297,11 +306,6 @@ def table(result):
     header = "concurrency  ok/fail  req/s   out tok/s  TTFT p50/p99 ms   TPOT p50/p99 ms   E2E p50/p99 ms"
     lines = [header]
     for row in result["levels"]:
-
-        def pair(name):
-            low, high = row["%s_ms_p50" % name], row["%s_ms_p99" % name]
-            return "%s/%s" % ("-" if low is None else "%g" % low, "-" if high is None else "%g" % high)
-
         lines.append(
             "%11d  %3d/%-4d %-7s %-10s %-17s %-17s %s"
             % (
@@ -310,9 +314,9 @@ def table(result):
                 row["failed"],
                 row["requests_per_s"],
                 row["output_tokens_per_s"],
-                pair("ttft"),
-                pair("tpot"),
-                pair("e2e"),
+                _pair(row, "ttft"),
+                _pair(row, "tpot"),
+                _pair(row, "e2e"),
             )
         )
     return lines

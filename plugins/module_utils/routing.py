@@ -246,7 +246,12 @@ def inference_pool(config):
             "failureMode": config.get("failure_mode") or "FailOpen",
         },
     }
-    return {"apiVersion": POOL_API_VERSION, "kind": "InferencePool", "metadata": _meta(config, config["name"]), "spec": spec}
+    return {
+        "apiVersion": POOL_API_VERSION,
+        "kind": "InferencePool",
+        "metadata": _meta(config, config["name"]),
+        "spec": spec,
+    }
 
 
 def inference_objectives(config):
@@ -289,7 +294,12 @@ def gateway(config):
         "gatewayClassName": config.get("gateway_class") or IMPLEMENTATIONS[config["implementation"]],
         "listeners": listeners,
     }
-    return {"apiVersion": GATEWAY_API_VERSION, "kind": "Gateway", "metadata": _meta(config, gateway_name(config)), "spec": spec}
+    return {
+        "apiVersion": GATEWAY_API_VERSION,
+        "kind": "Gateway",
+        "metadata": _meta(config, gateway_name(config)),
+        "spec": spec,
+    }
 
 
 def http_route(config):
@@ -307,7 +317,12 @@ def http_route(config):
     spec = {"parentRefs": [parent], "rules": [rule]}
     if config.get("host"):
         spec["hostnames"] = [config["host"]]
-    return {"apiVersion": GATEWAY_API_VERSION, "kind": "HTTPRoute", "metadata": _meta(config, config["name"]), "spec": spec}
+    return {
+        "apiVersion": GATEWAY_API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": _meta(config, config["name"]),
+        "spec": spec,
+    }
 
 
 def istio_destination_rule(config):

@@ -51,7 +51,8 @@ options:
     elements: int
     default: [1, 2, 4, 8, 16]
   duration_s:
-    description: Seconds each level sends requests (no request starts after them); 0 bounds by O(requests_per_level) only.
+    description:
+      - Seconds each level sends requests (no request starts after them); 0 bounds by O(requests_per_level) only.
     type: float
     default: 30
   requests_per_level:
@@ -162,7 +163,9 @@ def main():
         if not 0 <= params["duration_s"] <= 86400:
             raise LlmopsError("duration_s=%s must be between 0 and 86400" % params["duration_s"])
         benchmark.validate_sweep(params["concurrency"], params["duration_s"], params["requests_per_level"])
-        endpoint = openai_client.Endpoint(params["base_url"], params["api_key"], params["timeout"], params["validate_certs"])
+        endpoint = openai_client.Endpoint(
+            params["base_url"], params["api_key"], params["timeout"], params["validate_certs"]
+        )
         models = endpoint.models()
         model = params["model"] or (models[0] if models else "")
         if not model:
@@ -189,13 +192,15 @@ def main():
             )
             output["files"] = benchmark.write_results(result, params["output_dir"], name)
             output["changed"] = True
-        failed = [row for row in result["levels"] if row["failed"] and (params["fail_on_error"] or not row["succeeded"])]
+        failed = [
+            row for row in result["levels"] if row["failed"] and (params["fail_on_error"] or not row["succeeded"])
+        ]
         if failed:
             row = failed[0]
             module.fail_json(
                 msg="%d of %d requests failed at concurrency %d: %s"
                 % (row["failed"], row["requests"], row["concurrency"], "; ".join(row["errors"])),
-                **output
+                **output,
             )
     except LlmopsError as error:
         module.fail_json(msg=error.message)

@@ -4,8 +4,9 @@ against the real CRD / API in tests/integration/test_autoscaling_schema.py and t
 import copy
 
 import pytest
+from serving_cases import case
 
-from ansible_collections.llmops.inference.plugins.module_utils import autoscaling
+from ansible_collections.llmops.inference.plugins.module_utils import autoscaling, serving
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 # DeepSeek-R1 on 2 x 8 A800 (the plan's shape, cut to what autoscaling reads).
@@ -57,12 +58,14 @@ def test_a_replica_is_a_whole_group_of_nodes():
     assert autoscaling.replica_capacity(R1_PLAN, 5)["max_replicas"] == 2
     # a group's pods never share a node, even on 16-GPU nodes
     assert autoscaling.replica_capacity(R1_PLAN, 4, accelerators_per_node=16)["max_replicas"] == 2
-    # one-node replicas of 2 GPUs share 8-GPU nodes: 4 per node
-    assert autoscaling.replica_capacity(SMALL_PLAN, 3, accelerators_per_node=8)["max_replicas"] == 12
+    # one-node replicas never share a node either (the server's anti-affinity), however many GPUs it has
+    assert autoscaling.replica_capacity(SMALL_PLAN, 3, accelerators_per_node=8)["max_replicas"] == 3
 
 
 def test_bounds_refuse_what_the_cluster_cannot_hold_with_the_numbers():
-    with pytest.raises(LlmopsError, match=r"cannot hold one replica.*1 accelerator node\(s\) with 8 .* 2 node\(s\) x 8"):
+    with pytest.raises(
+        LlmopsError, match=r"cannot hold one replica.*1 accelerator node\(s\) with 8 .* 2 node\(s\) x 8"
+    ):
         autoscaling.replica_bounds(R1_PLAN, 1)
     with pytest.raises(LlmopsError, match=r"autoscaling_max_replicas=4 is more than the cluster can hold \(3\)"):
         autoscaling.replica_bounds(R1_PLAN, 6, 1, 4)
@@ -139,18 +142,25 @@ def test_prometheus_adapter_hpa_on_a_deployment_with_its_rules():
         provider="prometheus-adapter",
         accelerator_nodes=2,
         accelerators_per_node=8,
-        metrics=[{"signal": "queue", "target": 4}, {"signal": "kv_cache", "target": 0.75}, {"signal": "ttft", "target": 3}],
+        metrics=[
+            {"signal": "queue", "target": 4},
+            {"signal": "kv_cache", "target": 0.75},
+            {"signal": "ttft", "target": 3},
+        ],
     )
     result = plan_of(config, SMALL_PLAN, [deployment])
     rules, hpa = result["objects"]
     # 2 GPUs x 8 GiB / 0.25 GiB/s = 64 s load + 900 s warm-up
-    assert result["max_replicas"] == 8 and result["startup_seconds"] == 964
+    assert result["max_replicas"] == 2 and result["startup_seconds"] == 964
     assert hpa["apiVersion"] == "autoscaling/v2" and hpa["metadata"]["name"] == "qwen3-8b-autoscaler"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "qwen3-8b"}
     queue, kv, ttft = hpa["spec"]["metrics"]
     assert queue == {
         "type": "Pods",
-        "pods": {"metric": {"name": "vllm_num_requests_waiting"}, "target": {"type": "AverageValue", "averageValue": "4"}},
+        "pods": {
+            "metric": {"name": "vllm_num_requests_waiting"},
+            "target": {"type": "AverageValue", "averageValue": "4"},
+        },
     }
     assert kv["pods"]["metric"]["name"] == "vllm_kv_cache_usage_perc"
     assert ttft["external"]["metric"]["name"] == "vllm_time_to_first_token_seconds_p95"
@@ -162,7 +172,9 @@ def test_prometheus_adapter_hpa_on_a_deployment_with_its_rules():
 
     adapter = json.loads(rules["data"]["rules.json"])
     assert [r["name"]["as"] for r in adapter["rules"]] == ["vllm_num_requests_waiting", "vllm_kv_cache_usage_perc"]
-    assert adapter["externalRules"][0]["metricsQuery"].startswith("histogram_quantile(0.95, sum by (le) (rate(<<.Series>>")
+    assert adapter["externalRules"][0]["metricsQuery"].startswith(
+        "histogram_quantile(0.95, sum by (le) (rate(<<.Series>>"
+    )
 
 
 def test_startup_budget_comes_from_the_server_settings():
@@ -199,7 +211,9 @@ def test_bad_input_is_refused_with_a_message(change, message):
 
 def test_kserve_or_a_missing_workload_is_refused():
     with pytest.raises(LlmopsError, match="exactly one Deployment, StatefulSet or LeaderWorkerSet.*KServe"):
-        plan_of(objects=[{"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "x"}}])
+        plan_of(
+            objects=[{"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "x"}}]
+        )
 
 
 def test_extra_metric_labels_and_keda_authentication():
@@ -234,7 +248,29 @@ def test_apply_mode_counts_the_nodes_that_can_run_an_engine_pod():
     assert result["capacity"]["counted_from"] == "Nodes with allocatable nvidia.com/gpu"
     # the server's node selector narrows the count
     selected = [node("gpu-%d" % i, 8, {"pool": "r1"} if i < 2 else {}) for i in range(6)]
-    narrowed = plan_of(dict(CONFIG, accelerator_nodes=0), server_config={"node_selector": {"pool": "r1"}}, nodes=selected)
+    narrowed = plan_of(
+        dict(CONFIG, accelerator_nodes=0), server_config={"node_selector": {"pool": "r1"}}, nodes=selected
+    )
     assert narrowed["max_replicas"] == 1
     with pytest.raises(LlmopsError, match="no Node list was read"):
         plan_of(dict(CONFIG, accelerator_nodes=0))
+
+
+def test_an_autoscaled_server_leaves_its_replicas_to_the_autoscaler():
+    """The server builder (serving.server_manifests) with autoscaling on: no spec.replicas (a re-applied serve.yml
+    must not reset the autoscaler's count) and one pod per node even for a one-node replica."""
+    for inventory in ("distill-1gpu", "deepseek-r1-2x8-a800-sglang"):
+        config, plan, cache = case(inventory)
+        fixed = [
+            o
+            for o in serving.server_manifests(config, plan, cache["layout"])
+            if o["kind"] in autoscaling.SCALABLE_KINDS
+        ]
+        scaled = [
+            o
+            for o in serving.server_manifests(dict(config, autoscaled=True), plan, cache["layout"])
+            if o["kind"] in autoscaling.SCALABLE_KINDS
+        ]
+        assert "replicas" in fixed[0]["spec"] and "replicas" not in scaled[0]["spec"], inventory
+        template = scaled[0]["spec"].get("template") or scaled[0]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+        assert template["spec"]["affinity"]["podAntiAffinity"], inventory

@@ -34,7 +34,11 @@ def test_pool_selects_the_api_pods_and_points_at_the_picker():
         "matchLabels": {"app.kubernetes.io/name": "deepseek-r1", "llmops.io/role": "leader"}
     }
     assert pool["spec"]["targetPorts"] == [{"number": 8000}]
-    assert pool["spec"]["endpointPickerRef"] == {"name": "deepseek-r1-epp", "port": {"number": 9002}, "failureMode": "FailOpen"}
+    assert pool["spec"]["endpointPickerRef"] == {
+        "name": "deepseek-r1-epp",
+        "port": {"number": 9002},
+        "failureMode": "FailOpen",
+    }
     [service] = [s for s in objects["Service"] if s["metadata"]["name"] == "deepseek-r1-epp"]
     deployment = objects["Deployment"][0]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
@@ -53,7 +57,14 @@ def test_picker_runs_the_upstream_flags_and_sglang_metric_names_unprivileged():
     container = pod["containers"][0]
     assert container["image"] == CONFIG["epp_image"]
     args = container["args"]
-    assert args[:6] == ["--pool-name", "deepseek-r1", "--pool-namespace", "llmops", "--pool-group", "inference.networking.k8s.io"]
+    assert args[:6] == [
+        "--pool-name",
+        "deepseek-r1",
+        "--pool-namespace",
+        "llmops",
+        "--pool-group",
+        "inference.networking.k8s.io",
+    ]
     assert "--config-file" in args and args[args.index("--config-file") + 1] == "/config/default-plugins.yaml"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["readinessProbe"]["grpc"] == {"port": 9003, "service": "inference-extension"}
@@ -66,10 +77,18 @@ def test_picker_runs_the_upstream_flags_and_sglang_metric_names_unprivileged():
     assert weights == {"queue-scorer": 2, "kv-cache-utilization-scorer": 2, "prefix-cache-scorer": 3}
     # vLLM is the extractor's default engine
     vllm = by_kind(routing.routing_manifests(dict(CONFIG, engine="vllm")))
-    extractor = [p for p in json.loads(vllm["ConfigMap"][0]["data"]["default-plugins.yaml"])["plugins"] if p["type"] == "core-metrics-extractor"][0]
+    extractor = [
+        p
+        for p in json.loads(vllm["ConfigMap"][0]["data"]["default-plugins.yaml"])["plugins"]
+        if p["type"] == "core-metrics-extractor"
+    ][0]
     assert "parameters" not in extractor
     rules = objects["Role"][0]["rules"]
-    assert {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": ["get", "watch", "list"]} in rules
+    assert {
+        "apiGroups": ["inference.networking.k8s.io"],
+        "resources": ["inferencepools"],
+        "verbs": ["get", "watch", "list"],
+    } in rules
 
 
 def test_route_forwards_only_the_api_to_the_pool_through_our_gateway():
@@ -78,10 +97,14 @@ def test_route_forwards_only_the_api_to_the_pool_through_our_gateway():
     assert gateway["spec"]["gatewayClassName"] == "kgateway"
     assert [listener["protocol"] for listener in gateway["spec"]["listeners"]] == ["HTTP", "HTTPS"]
     [route] = objects["HTTPRoute"]
-    assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "deepseek-r1-gateway"}]
+    assert route["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "deepseek-r1-gateway"}
+    ]
     [rule] = route["spec"]["rules"]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/v1"}}]
-    assert rule["backendRefs"] == [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "deepseek-r1"}]
+    assert rule["backendRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "deepseek-r1"}
+    ]
     assert rule["timeouts"] == {"request": "3600s"}
     assert route["spec"]["hostnames"] == ["r1.example.com"]
     assert "DestinationRule" not in objects

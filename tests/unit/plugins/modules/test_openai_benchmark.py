@@ -160,21 +160,22 @@ def test_module_writes_json_csv_and_svg(server, capsys, tmp_path):
     lines = svg.findall("{http://www.w3.org/2000/svg}polyline")
     assert len(lines) == 6  # 2 throughput + 4 latency series, one point per level each
     assert all(len(line.get("points").split()) == 2 for line in lines)
-    assert KEY not in json.dumps(result) and KEY not in open(files["json"]).read()
+    with open(files["json"]) as handle:
+        assert KEY not in json.dumps(result) and KEY not in handle.read()
     assert result["table"][0].startswith("concurrency") and len(result["table"]) == 3
 
 
 def test_check_mode_sends_no_load(server, capsys, tmp_path):
-    result = run(
-        capsys, base_url=url(server), api_key=KEY, output_dir=str(tmp_path / "out"), _ansible_check_mode=True
-    )
+    result = run(capsys, base_url=url(server), api_key=KEY, output_dir=str(tmp_path / "out"), _ansible_check_mode=True)
     assert result["changed"] is False and "no load sent" in result["msg"]
     assert server.handler.counter[0] == 0 and not (tmp_path / "out").exists()
 
 
 def test_failed_requests_are_counted_and_fail_when_asked(server, capsys):
     server.handler.fail_every = 3
-    args = dict(base_url=url(server), api_key=KEY, concurrency=[2], duration_s=0, requests_per_level=6, warmup_requests=0)
+    args = dict(
+        base_url=url(server), api_key=KEY, concurrency=[2], duration_s=0, requests_per_level=6, warmup_requests=0
+    )
     tolerant = run(capsys, **args)
     assert tolerant.get("failed") is not True, tolerant
     [row] = tolerant["results"]["levels"]
