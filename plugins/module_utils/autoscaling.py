@@ -128,16 +128,77 @@ def accelerator_resource(server_config, plan):
     return serving.ACCELERATOR_VENDORS[vendor]["resource"]
 
 
-def count_accelerator_nodes(nodes, resource, per_pod, node_selector=None):
+def _expression_matches(labels, expression):
+    value = labels.get(expression.get("key"))
+    operator = expression.get("operator")
+    values = expression.get("values") or []
+    if operator == "In":
+        return value in values
+    if operator == "NotIn":
+        return value not in values
+    if operator == "Exists":
+        return expression.get("key") in labels
+    if operator == "DoesNotExist":
+        return expression.get("key") not in labels
+    return False  # Gt/Lt: not used by the server's placement; count the node out rather than guess
+
+
+def _tolerated(taint, tolerations):
+    for toleration in tolerations:
+        if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+            continue
+        if toleration.get("operator") == "Exists":
+            if not toleration.get("key") or toleration["key"] == taint.get("key"):
+                return True
+        elif toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def node_fits(node, pod_spec):
+    """Whether the scheduler could place the engine pod on ``node`` by its placement alone: schedulable, the
+    pod's nodeSelector, its required node affinity and tolerations of the node's NoSchedule/NoExecute taints."""
+    spec = node.get("spec") or {}
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if spec.get("unschedulable"):
+        return False
+    if any(labels.get(key) != value for key, value in (pod_spec.get("nodeSelector") or {}).items()):
+        return False
+    required = (
+        ((pod_spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        or {}
+    ).get("nodeSelectorTerms")
+    if required and not any(
+        all(_expression_matches(labels, expression) for expression in term.get("matchExpressions") or [])
+        for term in required
+    ):
+        return False
+    tolerations = pod_spec.get("tolerations") or []
+    return all(
+        _tolerated(taint, tolerations)
+        for taint in spec.get("taints") or []
+        if taint.get("effect") in ("NoSchedule", "NoExecute")
+    )
+
+
+def engine_pod_spec(server_objects):
+    """The engine pod spec of the scalable workload (an LWS leader's: workers share its placement)."""
+    for obj in server_objects or []:
+        if isinstance(obj, dict) and obj.get("kind") in SCALABLE_KINDS:
+            spec = obj.get("spec") or {}
+            template = spec.get("template") or (spec.get("leaderWorkerTemplate") or {}).get("leaderTemplate") or {}
+            return template.get("spec") or {}
+    return {}
+
+
+def count_accelerator_nodes(nodes, resource, per_pod, pod_spec=None):
     """(nodes that can run an engine pod, the fewest accelerators one of them has) from the API's Node objects:
-    schedulable, carrying ``node_selector``'s labels, with at least ``per_pod`` allocatable ``resource``."""
+    the pod's placement fits (node_fits) and at least ``per_pod`` allocatable ``resource``."""
     counts = []
     for node in nodes or []:
-        metadata = node.get("metadata") or {}
-        labels = metadata.get("labels") or {}
-        if (node.get("spec") or {}).get("unschedulable"):
-            continue
-        if any(labels.get(key) != value for key, value in (node_selector or {}).items()):
+        if not node_fits(node, pod_spec or {}):
             continue
         allocatable = ((node.get("status") or {}).get("allocatable") or {}).get(resource)
         try:
@@ -451,8 +512,8 @@ def autoscaling_plan(config, plan, server_objects, server_config=None, nodes=Non
     config: name, namespace, engine, served_model_name, provider, metrics, accelerator_nodes,
     accelerators_per_node, min_replicas, max_replicas, prometheus_url, metric_labels, ttft_quantile,
     ttft_window, polling_seconds, scale_*_seconds, keda_authentication, prometheus_unsafe_ssl.
-    server_config: the inference_server settings (startup budget inputs, accelerator resource, node selector);
-    None uses the defaults. nodes: the cluster's Node objects (apply mode), counted when accelerator_nodes is 0.
+    server_config: the inference_server settings (startup budget inputs, accelerator resource); None uses the
+    defaults. nodes: the cluster's Node objects (apply mode), counted when accelerator_nodes is 0.
     """
     serving.validate_plan(plan)
     provider = config.get("provider")
@@ -472,7 +533,7 @@ def autoscaling_plan(config, plan, server_objects, server_config=None, nodes=Non
             )
         resource = accelerator_resource(server_config, plan)
         accelerator_nodes, smallest = count_accelerator_nodes(
-            nodes, resource, serving.accelerators_per_pod(plan), (server_config or {}).get("node_selector")
+            nodes, resource, serving.accelerators_per_pod(plan), engine_pod_spec(server_objects)
         )
         per_node = per_node or smallest
         counted_from = "Nodes with allocatable %s" % resource

@@ -177,6 +177,49 @@ def test_the_hpa_drives_the_leaderworkerset_group_count(api_client, namespace, d
         lws_api.delete(name=lws["metadata"]["name"], namespace=namespace)
 
 
+def test_apply_mode_counts_the_bed_nodes_and_refuses_keda_without_its_crd(api_client, namespace, ansible_playbook):
+    """autoscaling in apply mode: the Nodes are read from the API and counted by the engine pods' placement: the
+    node affinity to the nodes the host_path cache is staged on, the A800 product label, the real nodes' taint
+    (tolerated here). Staged on all 4 nodes they all count: 2 replicas of the 2-node plan. The HPA is applied; the
+    keda provider is refused because the bed has no ScaledObject CRD."""
+    settings = {
+        "llmops_kubeconfig": KUBECONFIG,
+        "llmops_namespace": namespace,
+        "llmops_model_id": "llmops/tiny-standin",
+        "llmops_served_model_name": "tiny-counted",
+        "llmops_accelerators_per_node": 1,
+        "serving_plan_override": STANDIN_PLAN,
+        "model_cache_stage_nodes": ["gpu-a800-0", "gpu-a800-1", "llmops-real-0", "llmops-real-1"],
+        "model_cache_model_gib": 1,
+        "inference_server_rdma_resources": {},
+        "inference_server_tolerations": [{"key": "llmops.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+        "autoscaling_enabled": True,
+        "autoscaling_provider": "prometheus-adapter",
+    }
+    started = time.monotonic()
+    applied = ansible_playbook(
+        "tests/integration/playbooks/autoscaling_apply.yml", "-i", "inventories/testbed", "-e", json.dumps(settings)
+    )
+    assert applied.returncode == 0, applied.output[-4000:]
+    said = " ".join(applied.output.split())
+    assert "(the cluster holds 2: 4 accelerator node(s), Nodes with allocatable nvidia.com/gpu)" in said, said[-3000:]
+    hpa = client.AutoscalingV2Api(api_client).read_namespaced_horizontal_pod_autoscaler(
+        "tiny-counted-autoscaler", namespace
+    )
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (1, 2)
+    assert hpa.spec.scale_target_ref.kind == "LeaderWorkerSet" and hpa.spec.scale_target_ref.name == "tiny-counted"
+    log("apply mode: 4 nodes counted, HPA applied, in %.1fs" % (time.monotonic() - started))
+    refused = ansible_playbook(
+        "tests/integration/playbooks/autoscaling_apply.yml",
+        "-i",
+        "inventories/testbed",
+        "-e",
+        json.dumps(dict(settings, autoscaling_provider="keda", llmops_served_model_name="tiny-keda")),
+    )
+    assert refused.returncode != 0
+    assert "the cluster has no scaledobjects.keda.sh CRD" in " ".join(refused.output.split()), refused.output[-3000:]
+
+
 def without_rdma(objects):
     """The stand-in group without its rdma/ib share: a benchmark needs none, and each real node has one, which
     the other stand-in tests hold while they run."""

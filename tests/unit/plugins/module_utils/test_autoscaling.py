@@ -225,10 +225,16 @@ def test_extra_metric_labels_and_keda_authentication():
     assert trigger["authenticationRef"] == {"name": "prometheus-auth"}
 
 
-def node(name, gpus, labels=None, unschedulable=False):
+def node(name, gpus, labels=None, unschedulable=False, taints=None):
+    spec = {"unschedulable": True} if unschedulable else {}
+    if taints:
+        spec["taints"] = taints
     return {
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"unschedulable": True} if unschedulable else {},
+        "metadata": {
+            "name": name,
+            "labels": dict({"nvidia.com/gpu.product": "NVIDIA-A800-SXM4-80GB"}, **(labels or {})),
+        },
+        "spec": spec,
         "status": {"allocatable": {"cpu": "64", "nvidia.com/gpu": str(gpus)}},
     }
 
@@ -246,14 +252,29 @@ def test_apply_mode_counts_the_nodes_that_can_run_an_engine_pod():
     result = plan_of(dict(CONFIG, accelerator_nodes=0), nodes=nodes)
     assert result["capacity"]["accelerator_nodes"] == 4 and result["max_replicas"] == 2
     assert result["capacity"]["counted_from"] == "Nodes with allocatable nvidia.com/gpu"
-    # the server's node selector narrows the count
-    selected = [node("gpu-%d" % i, 8, {"pool": "r1"} if i < 2 else {}) for i in range(6)]
-    narrowed = plan_of(
-        dict(CONFIG, accelerator_nodes=0), server_config={"node_selector": {"pool": "r1"}}, nodes=selected
-    )
-    assert narrowed["max_replicas"] == 1
     with pytest.raises(LlmopsError, match="no Node list was read"):
         plan_of(dict(CONFIG, accelerator_nodes=0))
+
+
+def test_the_count_follows_the_engine_pods_placement():
+    """The real builder's LWS (its node affinity on the GPU product, its tolerations) decides which nodes count."""
+    config, plan, cache = case("deepseek-r1-2x8-a800-sglang")
+    objects = serving.server_manifests(dict(config, autoscaled=True), plan, cache["layout"])
+    pod = autoscaling.engine_pod_spec(objects)
+    assert pod["containers"][0]["name"] == "engine"
+    nodes = [
+        node("a800-0", 8),
+        node("a800-1", 8, taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]),  # tolerated by default
+        node("h100-0", 8, labels={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}),  # another GPU
+        node("a800-2", 8, taints=[{"key": "dedicated", "value": "batch", "effect": "NoSchedule"}]),  # not tolerated
+        node("a800-3", 8, taints=[{"key": "dedicated", "value": "batch", "effect": "PreferNoSchedule"}]),
+    ]
+    assert [n["metadata"]["name"] for n in nodes if autoscaling.node_fits(n, pod)] == ["a800-0", "a800-1", "a800-3"]
+    assert autoscaling.count_accelerator_nodes(nodes, "nvidia.com/gpu", 8, pod) == (3, 8)
+    pinned = dict(pod, nodeSelector={"pool": "r1"})
+    assert autoscaling.count_accelerator_nodes(
+        [node("a", 8, {"pool": "r1"}), node("b", 8)], "nvidia.com/gpu", 8, pinned
+    ) == (1, 8)
 
 
 def test_an_autoscaled_server_leaves_its_replicas_to_the_autoscaler():
