@@ -285,7 +285,7 @@ def _number(value, what):
         number = float(value)
     except (TypeError, ValueError):
         raise LlmopsError("%s must be a number, got %r" % (what, value))
-    if not number > 0 or math.isinf(number):
+    if math.isnan(number) or math.isinf(number) or number <= 0:
         raise LlmopsError("%s must be above 0, got %r" % (what, value))
     return number
 

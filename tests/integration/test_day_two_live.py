@@ -23,22 +23,10 @@ import subprocess
 import time
 
 import pytest
+import test_engine_standin_live as standin
 import yaml
 from kubernetes import client, dynamic
 from render_helpers import run_render
-from test_engine_standin_live import NAME as STANDIN_NAME
-from test_engine_standin_live import PLAN as STANDIN_PLAN
-from test_engine_standin_live import (  # noqa: F401 (fixtures used by name)
-    api_key,
-    delete_group,
-    host_models,
-    leader_ready,
-    node_port_url,
-    real_nodes,
-    rendered,
-    wait_ready,
-)
-from test_engine_standin_live import apply as create_objects
 from testbed_support import KUBECONFIG, ROOT
 
 KUBECTL = os.environ.get("TESTBED_KUBECTL") or os.path.join(ROOT, ".build", "testbed", "bin", "kubectl")
@@ -47,6 +35,12 @@ if not os.path.exists(KUBECTL):
 # Kinds the render holds that have no CRD on the bed (validated offline in test_day_two_render.py).
 NOT_ON_THE_BED = {"Gateway", "HTTPRoute", "ScaledObject", "DestinationRule"}
 NOWHERE = {"llmops.io/autoscaling-test-no-node": "true"}
+STANDIN_NAME = standin.NAME
+STANDIN_PLAN = standin.PLAN
+# The stand-in test's fixtures (its real nodes, its model folder, its rendered group), used here by name.
+real_nodes = standin.real_nodes
+host_models = standin.host_models
+rendered = standin.rendered
 
 
 def log(message):
@@ -239,21 +233,21 @@ def test_benchmark_playbook_sweeps_the_standin_group(
     api_client,
     core,
     namespace,
-    rendered,  # noqa: F811 (the stand-in test's fixture)
-    real_nodes,  # noqa: F811
+    rendered,
+    real_nodes,
     ansible_playbook,
     tmp_path,
 ):
     started = time.monotonic()
-    create_objects(api_client, namespace, without_rdma(rendered))
+    standin.apply(api_client, namespace, without_rdma(rendered))
     try:
-        wait_ready(core, namespace, lambda: leader_ready(core, namespace), "the stand-in leader Ready")
+        standin.wait_ready(core, namespace, lambda: standin.leader_ready(core, namespace), "the stand-in leader Ready")
         log("stand-in group Ready in %.1fs" % (time.monotonic() - started))
         settings = {
             "llmops_kubeconfig": KUBECONFIG,
             "llmops_namespace": namespace,
             "llmops_served_model_name": STANDIN_NAME,
-            "inference_benchmark_base_url": node_port_url(core, namespace, real_nodes),
+            "inference_benchmark_base_url": standin.node_port_url(core, namespace, real_nodes),
             "inference_benchmark_api_key_secret": "%s-api-key" % STANDIN_NAME,
             "inference_benchmark_concurrency": [1, 2, 4],
             "inference_benchmark_duration_s": 3,
@@ -266,7 +260,7 @@ def test_benchmark_playbook_sweeps_the_standin_group(
         result = ansible_playbook("playbooks/benchmark.yml", "-i", "inventories/testbed", "-e", json.dumps(settings))
         log("benchmark.yml ran in %.1fs" % (time.monotonic() - swept))
         assert result.returncode == 0, result.output[-4000:]
-        assert api_key(core, namespace) not in result.output
+        assert standin.api_key(core, namespace) not in result.output
         with open(tmp_path / "results" / "standin.json") as handle:
             saved = json.load(handle)
         assert (tmp_path / "results" / "standin.csv").exists() and (tmp_path / "results" / "standin.svg").exists()
@@ -296,4 +290,4 @@ def test_benchmark_playbook_sweeps_the_standin_group(
             assert row["duration_s"] >= 3
         assert "standin.json" in result.output
     finally:
-        delete_group(api_client, core, namespace)
+        standin.delete_group(api_client, core, namespace)

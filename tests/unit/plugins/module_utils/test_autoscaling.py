@@ -48,8 +48,14 @@ CONFIG = {
 }
 
 
-def plan_of(config=CONFIG, plan=R1_PLAN, objects=SERVER_OBJECTS, server_config=None, nodes=None):
-    return autoscaling.autoscaling_plan(copy.deepcopy(config), copy.deepcopy(plan), objects, server_config, nodes)
+def plan_of(config=None, plan=None, objects=None, server_config=None, nodes=None):
+    return autoscaling.autoscaling_plan(
+        copy.deepcopy(config or CONFIG),
+        copy.deepcopy(plan or R1_PLAN),
+        SERVER_OBJECTS if objects is None else objects,
+        server_config,
+        nodes,
+    )
 
 
 def test_a_replica_is_a_whole_group_of_nodes():

@@ -9,8 +9,8 @@ import io
 import json
 import threading
 import time
-import xml.etree.ElementTree as ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.etree import ElementTree
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
