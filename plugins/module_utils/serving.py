@@ -859,8 +859,9 @@ def pod_spec(config, plan, cache, role):
         spec["affinity"] = dict(place["affinity"])
     if config.get("service_account"):
         spec["serviceAccountName"] = config["service_account"]
-    if int(plan["nodes"]) > 1 or int(config.get("replicas", 1)) > 1:
-        # Never two engine pods of this server on one node: each wants every accelerator of its node.
+    if int(plan["nodes"]) > 1 or int(config.get("replicas", 1)) > 1 or config.get("autoscaled"):
+        # Never two engine pods of this server on one node: each wants every accelerator of its node (an
+        # autoscaled server may grow past one replica at any time).
         spec.setdefault("affinity", {})["podAntiAffinity"] = {
             "requiredDuringSchedulingIgnoredDuringExecution": [
                 {
@@ -967,6 +968,9 @@ def server_manifests(config, plan, cache):
             # A GPU server cannot surge: the new pod would wait for the old pod's accelerators.
             spec["strategy"] = {"type": "Recreate"}
         workload = {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
+    if config.get("autoscaled"):
+        # The autoscaler owns the replica count (the scale subresource): a re-applied manifest must not reset it.
+        del workload["spec"]["replicas"]
     objects.append(workload)
     if config.get("pdb_enabled", True):
         objects.append(pod_disruption_budget(config, plan))

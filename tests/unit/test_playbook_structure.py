@@ -32,4 +32,4 @@ def test_serve_imports_entry_points_ansible_core_validates():
     with open(os.path.join(ROOT, "playbooks", "serve.yml")) as handle:
         text = handle.read()
     assert "tasks_from: build.yml" not in text and "tasks_from: apply.yml" not in text
-    assert text.count("tasks_from: build") == 3 and text.count("tasks_from: apply") == 3
+    assert text.count("tasks_from: build") == 5 and text.count("tasks_from: apply") == 5

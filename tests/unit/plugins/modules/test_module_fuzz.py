@@ -41,6 +41,7 @@ BASELINES = {
     "nccl_check": {"all_reduce_perf_path": MISSING, "torch_python": MISSING, "nvidia_smi_path": MISSING, "timeout": 5},
     "npu_facts": {"npu_smi_path": MISSING, "hccn_tool_path": MISSING},
     "nvidia_host_facts": {"root": "{tmp}"},
+    "openai_benchmark": {"base_url": "http://127.0.0.1:9/v1", "timeout": 2},
     "openai_check": {"base_url": "http://127.0.0.1:9/v1", "timeout": 2},
     "pod_wait": {"namespace": "llmops"},
     "parallelism_plan": {"model": "Qwen/Qwen3-8B", "accelerator": "A800-80G", "accelerators_per_node": 8, "nodes": 1},
