@@ -114,8 +114,14 @@ PLANS = {
     "online-fp8": dict(H100, model="Qwen/Qwen3-32B", nodes=1, tensor_parallel=2, weight_dtype="fp8"),
 }
 SGLANG_ONLY = {
+    # SGLang's default rule reserves DP-attention CUDA-graph room for batch 512 x 16 ranks; 128 makes it fit
     "dp-attention": dict(
-        H100, model="deepseek-ai/DeepSeek-R1", nodes=2, tensor_parallel=16, attention_data_parallel=16
+        H100,
+        model="deepseek-ai/DeepSeek-R1",
+        nodes=2,
+        tensor_parallel=16,
+        attention_data_parallel=16,
+        cuda_graph_max_bs=128,
     ),
     "ep": dict(H100, model="deepseek-ai/DeepSeek-R1", nodes=2, tensor_parallel=16, expert_parallel=16),
 }
