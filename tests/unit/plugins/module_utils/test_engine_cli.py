@@ -207,8 +207,12 @@ def render(engine, request, image, options):
     config, _plan, cache = case("local" if engine == "sglang" else "distill-1gpu")
     config = copy.deepcopy(config)
     config.update(engine=engine, image=image, options=copy.deepcopy(options), memory="", cpu="")
-    plan = make_plan(dict(request, engine=engine))
+    # the plan follows the image's release (its memory rule); the serving builder refuses a mismatch
+    plan = make_plan(dict(request, engine=engine, engine_image=image))
     assert plan["fits"], plan["reasons"]
+    if plan.get("moe_all_to_all") == "deepep" and plan["nodes"] > 1:
+        # what prepare_nodes hands the pods from rdma_check's facts on RoCE (NVSHMEM's env is derived from it)
+        config["nccl_env"] = {"NCCL_IB_DISABLE": "0", "NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1", "NCCL_IB_GID_INDEX": "3"}
     layout = dict(cache["layout"])
     if plan["nodes"] > 1:
         layout = case("deepseek-r1-2x8-a800-sglang")[2]["layout"]
