@@ -37,6 +37,14 @@ def _flag(args, flag):
     return args[args.index(flag) + 1] if flag in args else None
 
 
+def test_dp_attention_over_16_ranks_names_the_cuda_graph_knob_when_it_does_not_fit():
+    """SGLang's rule reserves 512 x 16 x 4.5 MiB = 36 GiB per GPU for DP-attention graphs at its default batch."""
+    request = {key: value for key, value in R1_EP.items() if key != "cuda_graph_max_bs"}
+    result = plan(request)
+    assert not result["fits"] and "set cuda_graph_max_bs (e.g. 128) or memory_fraction" in result["reasons"][0]
+    assert plan(R1_EP)["fits"]
+
+
 def test_sglang_deepep_on_an_all_to_all_fabric():
     result = plan(dict(R1_EP, fabric_shape="all-to-all"))
     assert result["fits"] and result["moe_all_to_all"] == "deepep"
