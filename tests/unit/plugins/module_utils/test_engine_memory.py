@@ -123,3 +123,12 @@ def test_an_explicit_fraction_wins_over_every_rule():
     for version in ("0.5.6.post2", "0.5.23"):
         result = plan(dict(QWEN, engine="sglang", engine_version=version, memory_fraction=0.8))
         assert result["memory_fraction"] == 0.8
+
+
+def test_h200_fraction_divides_by_what_nvidia_smi_reports():
+    """SGLang divides by nvidia-smi memory.total (get_nvgpu_memory_capacity). Measured on an H200 SXM (driver
+    580.159.04, 2026-11-30): `nvidia-smi --query-gpu=memory.total` printed 143771 (MiB), the catalog's value."""
+    result = plan(dict(QWEN, accelerator="H200-141G", engine="sglang", tensor_parallel=8, accelerators_per_node=8))
+    assert result["accelerator"]["memory_gib"] == round(143771 / 1024.0, 2)
+    # TP8 on a 140 GiB card: chunk 8192, batch 512, 1024 for TP8, 58 prefill graphs x 8 (0.5.23)
+    assert result["memory_fraction"] == round((143771 - 14848 - 464) / 143771, 3)
