@@ -76,7 +76,8 @@ SHAPE_ALL = {"shape": "all-to-all", "cross_rail_reachable": 56, "cross_rail_pair
 SHAPE_RAIL = {"shape": "rail-only", "cross_rail_reachable": 0, "cross_rail_pairs": 56}
 
 
-def _render(sysfs, request=DEEPEP, image=IMAGE, **config_extra):
+def _render(sysfs, request=None, image=IMAGE, **config_extra):
+    request = DEEPEP if request is None else request
     config, _plan, cache = case("deepseek-r1-2x8-a800-sglang")
     config = copy.deepcopy(config)
     facts = {"devices": rdma.read_sysfs(sysfs("roce_v2_mixed_gid_table.json")), "socket_ifname": "bond0"}
