@@ -82,6 +82,14 @@ RENAMES = (
         "since": "0.33.0",
     },
     {"engine": "vllm", "kind": "removed", "old": "--swap-space", "nargs": 1, "since": "0.32.0"},
+    # SGLang 0.5.23 splits the CUDA-graph settings per phase (--cuda-graph-config); the old batch cap is decode's
+    {
+        "engine": "sglang",
+        "kind": "flag",
+        "old": "--cuda-graph-max-bs",
+        "new": "--cuda-graph-max-bs-decode",
+        "since": "0.5.23",
+    },
 )
 
 

@@ -236,6 +236,7 @@ def kserve_manifests(config, plan, kserve):
     # KServe's predictor runs on the pod network (the ServingRuntime sets no hostNetwork).
     config = serving.resolve_accelerator(dict(config, model_path=MODEL_DIR, host_network=False), plan)
     config = serving.validate_config(serving.resolve_fabric(config, plan))
+    serving.check_engine_version(config, plan)
     objects = []
     if names(config, kserve)["service_account"] and not kserve.get("service_account"):
         objects.append(storage_service_account(config, kserve))

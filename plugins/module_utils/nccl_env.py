@@ -24,8 +24,23 @@ MANAGED_VARIABLES = (
     "NCCL_IB_TC",
     "NCCL_IB_SL",
 )
-# Variables naming the interface a process binds its TCP sockets to (bootstrap, Gloo, vLLM TP, HCCL host side).
-SOCKET_IFNAME_VARIABLES = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME", "HCCL_SOCKET_IFNAME")
+# Variables naming the interface a process binds its TCP sockets to (bootstrap, Gloo, vLLM TP, HCCL host side,
+# NVSHMEM's unique-id bootstrap that DeepEP uses).
+SOCKET_IFNAME_VARIABLES = (
+    "NCCL_SOCKET_IFNAME",
+    "GLOO_SOCKET_IFNAME",
+    "TP_SOCKET_IFNAME",
+    "HCCL_SOCKET_IFNAME",
+    "NVSHMEM_BOOTSTRAP_UID_SOCK_IFNAME",
+)
+# DeepEP's NVSHMEM variables, each the twin of an NCCL one (names read from the nvidia-nvshmem-cu12 3.8.0
+# libraries: tests/unit/fixtures/nvshmem/env_names.json). DeepEP sets its own IBGDA/QP variables in buffer.py.
+NVSHMEM_FROM_NCCL = (
+    ("NCCL_IB_GID_INDEX", "NVSHMEM_IB_GID_INDEX"),
+    ("NCCL_IB_TC", "NVSHMEM_IB_TRAFFIC_CLASS"),
+    ("NCCL_IB_SL", "NVSHMEM_IB_SL"),
+    ("NCCL_SOCKET_IFNAME", "NVSHMEM_BOOTSTRAP_UID_SOCK_IFNAME"),
+)
 NETWORK_MODES = ("pod", "host")
 # The interface a pod on the cluster network sees (every CNI names it eth0 inside the pod).
 POD_IFNAME = "eth0"
@@ -92,6 +107,52 @@ def nccl_env_from_rdma(rdma_facts, overrides=None):
         else:
             env[str(name)] = str(value)
     return env
+
+
+def nvshmem_env(env):
+    """DeepEP's NVSHMEM environment from an NCCL environment (nccl_env_from_rdma's, or the pods' llmops_nccl_env).
+
+    Derived, never measured twice, so NVSHMEM and NCCL use the same ports and the same RoCE GID index:
+    - NVSHMEM_HCA_LIST: NCCL_IB_HCA's ``name:port`` entries without NCCL's '=' exact-match mark (NVSHMEM takes
+      names with their port, ``^`` to exclude);
+    - NVSHMEM_IB_GID_INDEX / NVSHMEM_IB_TRAFFIC_CLASS / NVSHMEM_IB_SL: NCCL_IB_GID_INDEX / NCCL_IB_TC / NCCL_IB_SL;
+    - NVSHMEM_BOOTSTRAP_UID_SOCK_IFNAME: NCCL_SOCKET_IFNAME (the pod's network_env sets both).
+    Refused without RDMA: DeepEP's inter-node kernels need IB or RoCE (NCCL_IB_DISABLE=1 or no NCCL_IB_HCA).
+    """
+    if not isinstance(env, dict):
+        raise LlmopsError("the NCCL env must be a dict of variable -> value, got %r" % (env,))
+    hca = str(env.get("NCCL_IB_HCA") or "").strip()
+    if str(env.get("NCCL_IB_DISABLE", "0")) == "1" or not hca:
+        raise LlmopsError(
+            "DeepEP (NVSHMEM) across nodes needs RDMA, but the NCCL env has %s: run the GPU node checks "
+            "(rdma_check) on hosts with active IB/RoCE ports, or set moe_all_to_all none"
+            % ("NCCL_IB_DISABLE=1" if str(env.get("NCCL_IB_DISABLE", "0")) == "1" else "no NCCL_IB_HCA")
+        )
+    exclude = hca.startswith("^")
+    entries = [item.strip().lstrip("=") for item in hca.lstrip("^").lstrip("=").split(",") if item.strip()]
+    result = {"NVSHMEM_HCA_LIST": ("^" if exclude else "") + ",".join(entries)}
+    for nccl, nvshmem in NVSHMEM_FROM_NCCL:
+        if env.get(nccl) not in (None, ""):
+            result[nvshmem] = _ifname(env[nccl]) if nccl == "NCCL_SOCKET_IFNAME" else str(env[nccl])
+    return result
+
+
+def nvshmem_env_from_rdma(rdma_facts, overrides=None):
+    """nvshmem_env of the NCCL env rdma_check's facts give (the same facts, the same GID index)."""
+    return nvshmem_env(nccl_env_from_rdma(rdma_facts, overrides))
+
+
+def with_nvshmem(env):
+    """``env`` plus its NVSHMEM twins; a twin the env already sets to another value is refused, not replaced."""
+    result = dict(env)
+    for name, value in nvshmem_env(env).items():
+        if name in result and str(result[name]) != value:
+            raise LlmopsError(
+                "%s=%s disagrees with %s derived from the NCCL env; drop it from llmops_nccl_env (it is derived)"
+                % (name, result[name], value)
+            )
+        result[name] = value
+    return result
 
 
 def as_pod_env(env):

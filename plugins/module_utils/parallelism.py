@@ -18,6 +18,8 @@ import math
 
 from ansible_collections.llmops.inference.plugins.module_utils import (
     accelerator_catalog,
+    engine_cli,
+    engine_memory,
     model_catalog,
     weight_formats,
 )
@@ -34,8 +36,8 @@ from ansible_collections.llmops.inference.plugins.module_utils.model_memory impo
 )
 
 ENGINES = ("sglang", "vllm")
-# vLLM's gpu_memory_utilization also covers activations (profiled peak), CUDA graphs and
-# NCCL buffers; SGLang's mem_fraction_static covers only weights + KV pool.
+# vLLM's gpu_memory_utilization also covers activations (profiled peak) and NCCL buffers (and, from 0.21, the
+# profiled CUDA graphs: engine_memory.vllm_defaults); SGLang's mem_fraction_static covers only weights + KV pool.
 VLLM_RUNTIME_RESERVE_GIB = 2.0
 # SGLang sizes the pool as rest = (free after loading) - (free after distributed init) x (1 - mem_fraction_static)
 # (ModelRunner.profile_max_num_token, python/sglang/srt/model_executor/model_runner.py, the same in v0.4.3.post4,
@@ -46,7 +48,19 @@ VLLM_RUNTIME_RESERVE_GIB = 2.0
 # NVLink 0.84 GiB more; over PCIe (4 x L4, no custom all-reduce) SGLang logged 0.13 GB for its NCCL init.
 SGLANG_CONTEXT_GIB = 1.2
 SGLANG_NCCL_GIB = {"fast": 0.85, "pcie": 0.15}
-VLLM_DEFAULT_MEMORY_FRACTION = 0.9
+# MoE all-to-all: auto picks DeepEP for expert parallel across nodes when the fabric allows it.
+MOE_ALL_TO_ALL = ("auto", "deepep", "none")
+DEEPEP_MODES = ("auto", "normal", "low_latency")
+# vLLM has no mode switch per batch: SGLang's auto (low latency for decode, normal for prefill) maps to the
+# low-latency kernels, which keep CUDA graphs (vllm/config/parallel.py all2all_backend).
+VLLM_DEEPEP_BACKENDS = {
+    "auto": "deepep_low_latency",
+    "low_latency": "deepep_low_latency",
+    "normal": "deepep_high_throughput",
+}
+# DeepEP's kernels need Hopper or newer (SM 9.0+, NVSHMEM IBGDA); fabric_check's shapes
+DEEPEP_ARCHS = ("hopper", "blackwell")
+FABRIC_SHAPES = ("", "all-to-all", "rail-only", "partial", "none")
 MIN_CONTEXT = 4096
 MAX_TOKENS = 1 << 40  # a stage without any per-token cache (all linear attention, no state): unbounded
 MAX_SEARCH_NODES = 64
@@ -57,19 +71,6 @@ _PARTS = {}
 _CANDIDATES = {}
 
 
-def sglang_default_memory_fraction(tensor_parallel):
-    """SGLang's mem_fraction_static default by TP size (ServerArgs; the seed log shows 0.81 at TP8)."""
-    if tensor_parallel >= 16:
-        return 0.79
-    if tensor_parallel >= 8:
-        return 0.81
-    if tensor_parallel >= 4:
-        return 0.85
-    if tensor_parallel >= 2:
-        return 0.87
-    return 0.88
-
-
 def runtime_reserve_gib(engine, fraction, ranks, intra_link="nvlink"):
     """GiB per accelerator that ``engine`` keeps from its KV pool besides the weights.
 
@@ -78,7 +79,7 @@ def runtime_reserve_gib(engine, fraction, ranks, intra_link="nvlink"):
     when the model spans more than one rank.
     """
     if engine == "vllm":
-        return VLLM_RUNTIME_RESERVE_GIB
+        return VLLM_RUNTIME_RESERVE_GIB  # its CUDA-graph reserve by version is added by the caller
     held = SGLANG_CONTEXT_GIB
     if ranks > 1:
         held += SGLANG_NCCL_GIB["pcie" if intra_link == "pcie" else "fast"]
@@ -98,6 +99,14 @@ class _Context:
         self.fraction_override = request.get("memory_fraction")
         shape = self.shape
         self.kv_per_layer_elements = shape.kv_elements_per_token_per_layer()
+        self._resolve_engine_version(request)
+        self.vllm_graphs_gib = 0.0
+        if self.engine == "vllm":
+            self.vllm_fraction, self.vllm_graphs_gib = engine_memory.vllm_defaults(self.memory_rule)
+        self.a2a = request.get("moe_all_to_all") or "auto"
+        self.deepep_mode = request.get("deepep_mode") or "auto"
+        self.fabric_shape = request.get("fabric_shape") or ""
+        self.cuda_graph_max_bs = request.get("cuda_graph_max_bs")
         # gated DeltaNet state dtype: SGLang keeps the recurrent state in fp32 (--mamba-ssm-dtype float32),
         # vLLM in the model dtype (mamba_ssm_cache_dtype auto)
         self.state_bytes = (4.0 if self.engine == "sglang" else 2.0) if "linear" in shape.attn_types else 0.0
@@ -117,6 +126,17 @@ class _Context:
                 shape.parameter_counts()["moe" if shape.is_moe else "dense"].values()
             )
             self.mtp_extra = from_checkpoint * 2.0  # projection, norms (and embedding copies) in 16 bit
+
+    def _resolve_engine_version(self, request):
+        """The engine release the memory model follows: engine_version, else the image tag, else the newest."""
+        version = request.get("engine_version")
+        image = request.get("engine_image")
+        if image and not version:
+            engine, version = engine_cli.image_version(image)
+            if engine is not None and engine != request["engine"]:
+                raise LlmopsError("engine_image %s runs %s, not %s" % (image, engine, request["engine"]))
+        self.memory_rule, self.engine_version, warnings = engine_memory.rule_version(request["engine"], version)
+        self.warnings.extend(warnings)
 
     def _load_model(self, request):
         model, model_path = request.get("model"), request.get("model_path")
@@ -254,16 +274,61 @@ class _Context:
 
     # --- layouts -------------------------------------------------------------------------------
 
-    def reserve(self, tp, pp=1):
-        """Bytes per accelerator the engine keeps from the KV pool besides the weights (see the constants)."""
-        return runtime_reserve_gib(self.engine, self.memory_fraction(tp), tp * pp, self.intra_link) * GIB
+    def reserve(self, tp, pp=1, dp=1, adp=1, ep=1):
+        """Bytes per accelerator the engine keeps from the KV pool besides the weights (see the constants; vLLM
+        adds its CUDA-graph reserve where the version's rule counts graphs inside the budget)."""
+        fraction = self.memory_fraction(tp, pp, dp, adp, ep)
+        return (runtime_reserve_gib(self.engine, fraction, tp * pp, self.intra_link) + self.vllm_graphs_gib) * GIB
 
-    def memory_fraction(self, tp):
+    def memory_fraction(self, tp, pp=1, dp=1, adp=1, ep=1):
+        """The given fraction, else the engine version's default rule for this layout (engine_memory)."""
         if self.fraction_override is not None:
             return self.fraction_override
-        if self.engine == "sglang":
-            return sglang_default_memory_fraction(tp)
-        return VLLM_DEFAULT_MEMORY_FRACTION
+        if self.engine == "vllm":
+            return self.vllm_fraction
+        return engine_memory.sglang_memory_fraction(
+            self.memory_rule,
+            self.accelerator.get("memory_mib") or self.memory_bytes / float(1 << 20),
+            tp=tp,
+            pp=pp,
+            attn_dp=adp,
+            mla=self.shape.is_mla,
+            deepep=self.all_to_all(tp, pp, dp, ep)[0] == "deepep",
+            speculative=bool(self.mtp_layers),
+            ascend=self.is_ascend,
+            cuda_graph_max_bs=self.cuda_graph_max_bs,
+        )
+
+    def all_to_all(self, tp, pp=1, dp=1, ep=1):
+        """(backend, why) for the MoE all-to-all of a layout: "deepep" or "none".
+
+        auto picks DeepEP for expert parallel across nodes on Hopper or newer over IB/RoCE when fabric_check
+        measured the fabric as all-to-all (DeepEP/NVSHMEM send from every GPU to every GPU: a rail-only fabric
+        hangs them). Within one node the engines' default all-to-all stays (NVLink).
+        """
+        if self.a2a == "none" or not self.shape.is_moe or ep <= 1:
+            return "none", "no expert parallel" if ep <= 1 else "off"
+        if self.engine == "sglang" and ep != tp:
+            return "none", "SGLang's DeepEP sets the expert-parallel size to TP (%d), the plan has %d" % (tp, ep)
+        if self.accelerator.get("vendor") != "nvidia" or self.accelerator.get("arch") not in DEEPEP_ARCHS:
+            return "none", "DeepEP needs NVIDIA Hopper or newer; %s is %s" % (
+                self.accelerator["id"],
+                self.accelerator.get("arch"),
+            )
+        across = tp * pp * dp > self.per_node
+        if across and self.inter_link not in accelerator_catalog.FAST_INTER_NODE_LINKS:
+            return "none", "DeepEP across nodes needs an ib or roce inter-node link (have %s)" % self.inter_link
+        if across and self.fabric_shape and self.fabric_shape != "all-to-all":
+            return "none", "the fabric is %s: DeepEP/NVSHMEM needs every NIC to reach every node's NICs" % (
+                self.fabric_shape
+            )
+        if self.a2a == "deepep":
+            return "deepep", "asked for"
+        if not across:
+            return "none", "expert parallel stays inside one node (NVLink)"
+        if not self.fabric_shape:
+            return "none", "the fabric shape is not measured (gpu_node_checks_fabric_check)"
+        return "deepep", "expert parallel across nodes over an all-to-all fabric"
 
     def moe_split(self, tp, dp, ep):
         """(GPUs the routed experts are spread over, TP size inside each expert)."""
@@ -415,7 +480,7 @@ class _Context:
         kv_layer += self.indexer_bytes  # DeepSeek-V3.2, replicated like the latent
         # gated DeltaNet state per sequence and layer, its heads split by TP; spread over the target context
         state = self.state_per_layer / attn_tp
-        usable = self.memory_bytes * self.memory_fraction(tp) - self.reserve(tp, pp)
+        usable = self.memory_bytes * self.memory_fraction(tp, pp, dp, adp, ep) - self.reserve(tp, pp, dp, adp, ep)
         worst_weights, tokens, seq, count = 0.0, None, None, None
         base, extra = divmod(shape.layers, pp)
         if not self.hybrid and not self.mtp_layers and not linear_delta:
@@ -605,6 +670,18 @@ def _validate(request):
     for key in ("tensor_parallel", "pipeline_parallel", "data_parallel", "expert_parallel", "attention_data_parallel"):
         if request.get(key) is not None and int(request[key]) < 1:
             raise LlmopsError("%s must be at least 1, got %s" % (key, request[key]))
+    for key, allowed in (
+        ("moe_all_to_all", MOE_ALL_TO_ALL),
+        ("deepep_mode", DEEPEP_MODES),
+        ("fabric_shape", FABRIC_SHAPES),
+    ):
+        if (request.get(key) or "") not in allowed + ("",):
+            raise LlmopsError("%s must be one of %s, got %r" % (key, ", ".join(a for a in allowed if a), request[key]))
+    graphs = request.get("cuda_graph_max_bs")
+    if graphs is not None and (isinstance(graphs, bool) or not isinstance(graphs, int) or not 1 <= graphs <= 4096):
+        raise LlmopsError("cuda_graph_max_bs must be an integer from 1 to 4096, got %r" % (graphs,))
+    if graphs is not None and engine != "sglang":
+        raise LlmopsError("cuda_graph_max_bs is SGLang's (its default rule reserves memory by it); vLLM has none here")
 
 
 def _search(ctx, nodes, target, floor, tp_only=None, pp_only=None, gpus_only=None, fixed=None):
@@ -671,7 +748,10 @@ def _alternatives(request, ctx):
             ctx.weight_dtype.upper(),
             " (weight-only kernels)" if verdict == "emulated" else "",
         )
-        candidates.append((label, dict(base, engine=other, weight_dtype=ctx.weight_dtype)))
+        # the other engine's own newest release and defaults, not this engine's version and knobs
+        other_request = dict(base, engine=other, weight_dtype=ctx.weight_dtype, engine_version=None, engine_image=None)
+        other_request.update(cuda_graph_max_bs=None, moe_all_to_all=None)
+        candidates.append((label, other_request))
     for label, alternative in candidates:
         try:
             result = plan(alternative)
@@ -770,7 +850,17 @@ def plan(request):
     weights, pool_tokens, usable = ctx.evaluate(tp, pp, dp, adp, ep)
     # the longest sequence: the token pool, unless window/linear layers make a sequence cheaper than that
     tokens_per_domain = ctx.seq_tokens
-    fraction = ctx.memory_fraction(tp)
+    fraction = ctx.memory_fraction(tp, pp, dp, adp, ep)
+    a2a, a2a_why = ctx.all_to_all(tp, pp, dp, ep)
+    if ctx.a2a == "deepep" and a2a != "deepep":
+        raise LlmopsError("moe_all_to_all deepep: %s" % a2a_why)
+    if a2a == "deepep" and tp * pp * dp > ctx.per_node and not ctx.fabric_shape:
+        warnings.append(
+            "DeepEP across nodes on a fabric not measured: run the GPU node checks with "
+            "gpu_node_checks_fabric_check (fabric_check); a rail-only fabric hangs DeepEP at the first MoE layer"
+        )
+    elif ctx.a2a == "auto" and a2a == "none" and ep > 1 and tp * pp * dp > ctx.per_node:
+        warnings.append("MoE all-to-all: the engine's default, not DeepEP (%s)" % a2a_why)
     accelerators_used = instance * dp
     nodes_used = max(1, int(math.ceil(accelerators_used / float(ctx.per_node))))
     weights_fit = weights <= usable
@@ -799,6 +889,12 @@ def plan(request):
         else:
             smallest = "no fit within %d nodes of %d %s" % (MAX_SEARCH_NODES, ctx.per_node, ctx.accelerator["id"])
         available = ctx.per_node * ctx.nodes
+        if adp > 1 and ctx.engine == "sglang" and ctx.fraction_override is None and not ctx.cuda_graph_max_bs:
+            # SGLang's rule reserves graph batch x attention-DP ranks x 3 MiB (4.5 above batch 300) for DP attention
+            smallest += (
+                "; SGLang %s's default memory rule reserves room for DP-attention CUDA graphs of its default batch: "
+                "set cuda_graph_max_bs (e.g. 128) or memory_fraction" % ctx.engine_version
+            )
         if not weights_fit:
             reasons.append(
                 "needs %s GiB for weights (%s), %d x %s give %s GiB usable (memory fraction %.2f); %s"
@@ -843,6 +939,7 @@ def plan(request):
         "nodes": nodes_used,
         "fraction": fraction,
         "context": engine_context,
+        "a2a": a2a,
     }
     return {
         "fits": bool(fits),
@@ -866,6 +963,11 @@ def plan(request):
         "context_length": engine_context,
         "max_concurrent_sequences": dp * adp * _sequences(ctx, pool_tokens, engine_context) if weights_fit else 0,
         "memory_fraction": fraction,
+        # the release whose memory rule (and defaults) the plan follows; the serving role checks its image against it
+        "engine_version": ctx.engine_version,
+        "memory_rule": engine_memory.RULE_SOURCES[(ctx.engine, ctx.memory_rule)],
+        "moe_all_to_all": a2a,
+        "speculative_mtp": bool(ctx.mtp_layers),
         # no flags for a plan that does not fit: nothing should be started from it
         "engine_args": engine_args(ctx, layout) if fits else [],
         "multi_node": multi_node(ctx, layout),
@@ -907,6 +1009,12 @@ def engine_args(ctx, layout):
             args += ["--quantization", "fp8"]
         elif ctx.is_ascend and ctx.weight_dtype == "int8":
             args += ["--quantization", "w8a8_int8"]
+        if layout["a2a"] == "deepep":
+            args += ["--moe-a2a-backend", "deepep", "--deepep-mode", ctx.deepep_mode]
+        if ctx.cuda_graph_max_bs:
+            args += ["--cuda-graph-max-bs", str(int(ctx.cuda_graph_max_bs))]
+        if ctx.mtp_layers:
+            args += engine_memory.sglang_mtp_args()
     else:
         args = ["--tensor-parallel-size", str(tp)]
         if pp > 1:
@@ -924,6 +1032,10 @@ def engine_args(ctx, layout):
             args += ["--quantization", "fp8"]
         elif ctx.is_ascend and ctx.weight_dtype == "int8":
             args += ["--quantization", "ascend"]
+        if layout["a2a"] == "deepep":
+            args += ["--all2all-backend", VLLM_DEEPEP_BACKENDS[ctx.deepep_mode]]
+        if ctx.mtp_layers:
+            args += engine_memory.vllm_mtp_args()
     if ctx.weight_dtype == "fp16" and ctx.shape.checkpoint_dtype != "fp16":
         args += ["--dtype", "float16"]
     return args

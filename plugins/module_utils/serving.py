@@ -16,7 +16,7 @@ __metaclass__ = type
 import math
 import re
 
-from ansible_collections.llmops.inference.plugins.module_utils import nccl_env, pod_policy
+from ansible_collections.llmops.inference.plugins.module_utils import fabric, nccl_env, pod_policy
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 ENGINES = ("sglang", "vllm")
@@ -915,6 +915,7 @@ def server_manifests(config, plan, cache):
     """Every object of the server, in apply order: [PodGroup], workload."""
     validate_plan(plan)
     config = validate_config(resolve_fabric(resolve_accelerator(config, plan), plan))
+    check_engine_version(config, plan)
     if config.get("openshift"):
         config = openshift_config(config)
     objects = []
@@ -1095,7 +1096,46 @@ def resolve_fabric(config, plan):
         pod_ifname=config.get("pod_ifname") or nccl_env.POD_IFNAME,
         variables=SOCKET_VARIABLES.get(vendor, ()) if multi_node else (),
     )
+    if multi_node and plan.get("moe_all_to_all") == "deepep":
+        check_deepep_fabric(config.get("fabric"))
+        # NVSHMEM gets the NCCL env's HCAs, GID index and socket interface (one derivation: nccl_env.nvshmem_env)
+        env = nccl_env.with_nvshmem(env)
     return dict(config, nccl_env=env, field_env=field_env)
+
+
+def check_engine_version(config, plan):
+    """Refuse an image whose engine release sizes memory by another rule than the plan was computed with.
+
+    The plan's ``engine_version`` (parallelism_plan's engine_version / engine_image) chose the memory model; an
+    image of a release with another default rule (engine_memory.RULES) would size its KV pool differently.
+    Plans without the key (computed elsewhere, serving_plan_override) and images of no known engine pass.
+    """
+    from ansible_collections.llmops.inference.plugins.module_utils import engine_cli, engine_memory
+
+    planned = plan.get("engine_version")
+    engine, version = engine_cli.image_version(config.get("image"))
+    if not planned or engine != config["engine"]:
+        return
+    wanted = engine_memory.rule_version(engine, planned)[0]
+    running = engine_memory.rule_version(engine, version)[0]
+    if wanted != running:
+        raise LlmopsError(
+            "the plan was computed for %s %s's memory rule, but the image %s runs %s %s, whose default memory rule "
+            "differs: plan with its version (serving_plan_engine_image / parallelism_plan engine_image)"
+            % (engine, planned, config.get("image"), engine, version or engine_cli.newest_known(engine))
+        )
+
+
+def check_deepep_fabric(shape):
+    """Refuse a DeepEP plan across nodes when the measured fabric (fabric_check's ``shape``, llmops_fabric)
+    cannot carry all-to-all; None (not measured) passes: the plan warned about it already."""
+    if not shape:
+        return
+    if not isinstance(shape, dict) or "shape" not in shape:
+        raise LlmopsError("the fabric facts must be fabric_check's shape dict (llmops_fabric.shape), got %r" % (shape,))
+    reasons = fabric.judge(shape, "all-to-all")
+    if reasons:
+        raise LlmopsError("the plan uses DeepEP across nodes, but %s" % reasons[0])
 
 
 # The rdma_device_plugin role's default resources (roles/rdma_device_plugin/defaults/main.yml; a unit test keeps

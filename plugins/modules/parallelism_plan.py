@@ -111,8 +111,51 @@ options:
     description:
       - Share of each accelerator's memory the engine may take (SGLang C(--mem-fraction-static), vLLM
         C(--gpu-memory-utilization)); must be in (0, 1].
-      - Engine default when omitted (SGLang 0.88 at TP1 down to 0.79 at TP16 and more; vLLM 0.9).
+      - When omitted, the default rule of the engine release the plan is for (O(engine_version)). SGLang takes
+        (memory - reserve) / memory, the reserve from the memory size, TP x PP, DP attention, MTP (0.5.6.post2),
+        prefill CUDA graphs and DeepEP buffers (0.5.23); vLLM 0.9 up to 0.13, 0.92 from 0.21 with the CUDA-graph
+        memory inside the budget. docs/parallelism_plan.md has the rules and their sources.
     type: float
+  engine_version:
+    description:
+      - Release of the engine the plan is for (C(0.5.23), C(0.33.0)); its memory rule sizes the KV cache.
+      - Default the version of O(engine_image), else the newest recorded release.
+    type: str
+  engine_image:
+    description:
+      - The engine image the plan will run in; its tag gives O(engine_version) (C(lmsysorg/sglang:v0.5.23) is 0.5.23).
+      - The serving role refuses an image whose release sizes memory by another rule than the plan's.
+    type: str
+  moe_all_to_all:
+    description:
+      - MoE expert-parallel all-to-all. V(auto) uses DeepEP (SGLang C(--moe-a2a-backend deepep), vLLM
+        C(--all2all-backend deepep_*)) when expert parallel spans nodes on Hopper or newer over ib/roce and
+        O(fabric_shape) is C(all-to-all); otherwise the engine's default.
+      - V(deepep) forces it (also inside one node); refused on a fabric measured C(rail-only), C(partial) or C(none),
+        without expert parallel, or below Hopper. V(none) never uses it.
+    type: str
+    choices: [auto, deepep, none]
+    default: auto
+  deepep_mode:
+    description:
+      - DeepEP kernels. SGLang C(--deepep-mode) (V(auto) is low latency for decode, normal for prefill); vLLM has no
+        per-batch switch, V(auto) and V(low_latency) are C(deepep_low_latency), V(normal) C(deepep_high_throughput).
+    type: str
+    choices: [auto, normal, low_latency]
+    default: auto
+  fabric_shape:
+    description:
+      - The fabric shape fabric_check measured (C(llmops_fabric.shape.shape)); empty when not measured.
+        DeepEP across nodes needs C(all-to-all).
+    type: str
+    choices: ['', all-to-all, rail-only, partial, none]
+    default: ''
+  cuda_graph_max_bs:
+    description:
+      - SGLang only - the decode CUDA-graph batch cap (C(--cuda-graph-max-bs), C(--cuda-graph-max-bs-decode) from
+        0.5.23). SGLang's default memory rule reserves 3 MiB per batch slot and DP-attention rank (4.5 above 300),
+        so a large DP-attention group needs a lower cap (for example 128) to leave room for the weights.
+    type: int
   tensor_parallel:
     description: Force this tensor-parallel size; validated (must divide the attention heads, split KV heads evenly...).
     type: int
@@ -135,8 +178,9 @@ options:
   speculative_mtp:
     description:
       - Plan memory for speculative decoding with the model's own multi-token-prediction layers (DeepSeek
-        V3/R1/V3.x, GLM-4.5/4.6, Qwen3-Next) - their weights and one more KV layer each. The speculative
-        decoding flags themselves are the serving role's to add.
+        V3/R1/V3.x, GLM-4.5/4.6, Qwen3-Next) - their weights and one more KV layer each (and SGLang 0.5.6.post2's
+        2 GiB draft reserve) - and emit the flags, SGLang C(--speculative-algorithm EAGLE --speculative-num-steps 3
+        --speculative-eagle-topk 1 --speculative-num-draft-tokens 4), vLLM C(--speculative-config) with method mtp.
     type: bool
     default: false
   fail_on_no_fit:
@@ -240,8 +284,20 @@ plan:
       description: Sequences of C(context_length) tokens the whole plan holds at once.
       type: int
     memory_fraction:
-      description: Memory fraction used (given or the engine default).
+      description: Memory fraction used (given or the engine release's default rule).
       type: float
+    engine_version:
+      description: The engine release the plan is for (its memory rule and defaults).
+      type: str
+    memory_rule:
+      description: The release, file and function the default memory rule was taken from.
+      type: str
+    moe_all_to_all:
+      description: C(deepep) when the flags use DeepEP all-to-all (the pods then get the NVSHMEM env), else C(none).
+      type: str
+    speculative_mtp:
+      description: Whether the flags run MTP speculative decoding.
+      type: bool
     engine_args:
       description: Flags common to all nodes, as an argv list; empty when the plan does not fit.
       type: list
@@ -300,6 +356,16 @@ def main():
             "expert_parallel": {"type": "int"},
             "attention_data_parallel": {"type": "int"},
             "speculative_mtp": {"type": "bool", "default": False},
+            "engine_version": {"type": "str"},
+            "engine_image": {"type": "str"},
+            "moe_all_to_all": {"type": "str", "default": "auto", "choices": ["auto", "deepep", "none"]},
+            "deepep_mode": {"type": "str", "default": "auto", "choices": ["auto", "normal", "low_latency"]},
+            "fabric_shape": {
+                "type": "str",
+                "default": "",
+                "choices": ["", "all-to-all", "rail-only", "partial", "none"],
+            },
+            "cuda_graph_max_bs": {"type": "int"},
             "fail_on_no_fit": {"type": "bool", "default": True},
         },
         required_one_of=[["model", "model_path"], ["accelerator", "accelerator_memory_gib"]],

@@ -41,3 +41,49 @@ def test_attention_data_parallel_reaches_the_engine_in_each_versions_spelling(tm
     script = _engine_command(rendered(old))[2]
     assert "--dp-size 2 --enable-dp-attention" in script and "--attn-dp-size" not in script
     assert API_KEY not in result.stdout + result.stderr
+
+
+# DeepSeek-R1 on 2 x 8 H100 with vLLM: data + expert parallel across the nodes (no Ray), MTP, and the fabric facts
+# the prepare stage keeps (llmops_fabric: fabric_check's return) - rendered through serving_plan -> inference_server.
+MOE = (
+    "-e",
+    '{"llmops_model_id": "deepseek-ai/DeepSeek-R1", "llmops_accelerator": "H100-80G", "model_cache_model_gib": 700,'
+    ' "serving_plan_overrides": {"tensor_parallel": 8, "data_parallel": 2, "expert_parallel": 16},'
+    ' "serving_plan_speculative_mtp": true}',
+)
+
+
+def _fabric(shape):
+    pairs = 56
+    return "-e", '{"llmops_fabric": {"shape": {"shape": "%s", "cross_rail_reachable": %d, "cross_rail_pairs": %d}}}' % (
+        shape,
+        pairs if shape == "all-to-all" else 0,
+        pairs,
+    )
+
+
+def test_vllm_dp_ep_deepep_mtp_renders_headless_workers_with_nvshmem_env(tmp_path):
+    out = str(tmp_path / "moe")
+    result = run_serve("qwen3-235b-vllm-2node-ray", out, *MOE, *_fabric("all-to-all"), plan=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    lws = rendered(out)["LeaderWorkerSet"][0]["spec"]["leaderWorkerTemplate"]
+    leader, worker = (lws[key]["spec"]["containers"][0] for key in ("leaderTemplate", "workerTemplate"))
+    for container, headless in ((leader, False), (worker, True)):
+        script = container["command"][2]
+        assert "ray start" not in script and "--distributed-executor-backend" not in script
+        assert ("--headless" in script) is headless and "--data-parallel-start-rank" in script
+        assert "--all2all-backend deepep_low_latency" in script and "--speculative-config" in script
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        # the inventory's RoCE NCCL env (GID 3, exact-match HCAs) and its NVSHMEM twins; the host NIC under hostNetwork
+        assert env["NVSHMEM_IB_GID_INDEX"] == env["NCCL_IB_GID_INDEX"] == "3"
+        assert env["NVSHMEM_HCA_LIST"] == "mlx5_0,mlx5_1" and env["NCCL_IB_HCA"] == "=mlx5_0,mlx5_1"
+        assert env["NVSHMEM_BOOTSTRAP_UID_SOCK_IFNAME"] == env["NCCL_SOCKET_IFNAME"] == "bond0"
+
+
+def test_deepep_on_a_rail_only_fabric_stops_before_anything_is_rendered(tmp_path):
+    out = str(tmp_path / "rail")
+    forced = "-e", "serving_plan_moe_all_to_all=deepep"
+    result = run_serve("qwen3-235b-vllm-2node-ray", out, *MOE, *_fabric("rail-only"), *forced, plan=False)
+    assert result.returncode != 0
+    assert "moe_all_to_all deepep: the fabric is rail-only" in result.stdout
+    assert not glob.glob(os.path.join(out, "*", "*.yaml"))

@@ -95,11 +95,14 @@ ROWS = [
             "tensor_parallel": 8,
             "attention_data_parallel": 8,
             "kv_cache_dtype": "fp8",
+            # no --mem-fraction-static: the release's default rule decides it. sglang 0.5.3's server_args.py
+            # (PyPI sdist) computes it exactly as 0.5.6.post2's does for GPUs of 35 GiB and more (B200: chunked
+            # prefill 16384, CUDA-graph batch 512, DP-attention padding), the oldest rule engine_memory models
+            "engine_version": "0.5.6.post2",
         },
         "tokens": 975424,
         "pool_gib": 43.67,
-        # no --mem-fraction-static: the fraction that release derived for B200 is not in the log
-        "compare": "explained: memory fraction not logged",
+        "compare": "memory",
     },
     {
         "id": "sglang-qwen3-30b-a3b-amd-288g",

@@ -114,16 +114,48 @@ PLANS = {
     "online-fp8": dict(H100, model="Qwen/Qwen3-32B", nodes=1, tensor_parallel=2, weight_dtype="fp8"),
 }
 SGLANG_ONLY = {
+    # SGLang's default rule reserves DP-attention CUDA-graph room for batch 512 x 16 ranks; 128 makes it fit
     "dp-attention": dict(
-        H100, model="deepseek-ai/DeepSeek-R1", nodes=2, tensor_parallel=16, attention_data_parallel=16
+        H100,
+        model="deepseek-ai/DeepSeek-R1",
+        nodes=2,
+        tensor_parallel=16,
+        attention_data_parallel=16,
+        cuda_graph_max_bs=128,
     ),
     "ep": dict(H100, model="deepseek-ai/DeepSeek-R1", nodes=2, tensor_parallel=16, expert_parallel=16),
+    # DeepSeek best practice: DP attention + EP + DeepEP over an all-to-all fabric (test_moe_plans.py)
+    "deepep": dict(
+        H100,
+        model="deepseek-ai/DeepSeek-R1",
+        nodes=2,
+        tensor_parallel=16,
+        expert_parallel=16,
+        attention_data_parallel=16,
+        cuda_graph_max_bs=128,
+        fabric_shape="all-to-all",
+    ),
+    "mtp": dict(H100, model="deepseek-ai/DeepSeek-R1", nodes=2, tensor_parallel=16, speculative_mtp=True),
 }
 VLLM_ONLY = {
     "dp-ep-multi-node": dict(
         H100, model="deepseek-ai/DeepSeek-R1", nodes=2, tensor_parallel=8, data_parallel=2, expert_parallel=16
     ),
     "ep": dict(H100, model="Qwen/Qwen3-235B-A22B", nodes=1, tensor_parallel=8, expert_parallel=8),
+    # multi-node DP + EP without Ray (headless workers), DeepEP from the fabric, MTP
+    "dp-ep-deepep-headless": dict(
+        H100,
+        model="deepseek-ai/DeepSeek-R1",
+        nodes=2,
+        tensor_parallel=8,
+        data_parallel=2,
+        expert_parallel=16,
+        fabric_shape="all-to-all",
+        speculative_mtp=True,
+    ),
+    "mtp": dict(
+        H100, model="deepseek-ai/DeepSeek-R1", accelerator="H200-141G", tensor_parallel=8, speculative_mtp=True
+    ),
 }
 OPTIONS = {
     "sglang": {
@@ -175,8 +207,12 @@ def render(engine, request, image, options):
     config, _plan, cache = case("local" if engine == "sglang" else "distill-1gpu")
     config = copy.deepcopy(config)
     config.update(engine=engine, image=image, options=copy.deepcopy(options), memory="", cpu="")
-    plan = make_plan(dict(request, engine=engine))
+    # the plan follows the image's release (its memory rule); the serving builder refuses a mismatch
+    plan = make_plan(dict(request, engine=engine, engine_image=image))
     assert plan["fits"], plan["reasons"]
+    if plan.get("moe_all_to_all") == "deepep" and plan["nodes"] > 1:
+        # what prepare_nodes hands the pods from rdma_check's facts on RoCE (NVSHMEM's env is derived from it)
+        config["nccl_env"] = {"NCCL_IB_DISABLE": "0", "NCCL_IB_HCA": "=mlx5_0:1,mlx5_1:1", "NCCL_IB_GID_INDEX": "3"}
     layout = dict(cache["layout"])
     if plan["nodes"] > 1:
         layout = case("deepseek-r1-2x8-a800-sglang")[2]["layout"]
@@ -192,6 +228,21 @@ def test_plan_matrix_argv_is_accepted_by_the_target_version(engine, shape, reque
     assert argvs, "no engine argv rendered"
     for argv in argvs:
         assert engine_cli.validate_argv(schema, argv) == [], argv
+
+
+@pytest.mark.parametrize("image", IMAGES["vllm"])
+def test_vllm_dp_ep_workers_run_headless_with_the_fabrics_all_to_all(image):
+    """The leader serves the API with DP ranks 0..n-1; each worker runs its own ranks --headless (no Ray)."""
+    _plan, objects = render("vllm", VLLM_ONLY["dp-ep-deepep-headless"], image, OPTIONS["vllm"])
+    lws = [obj for obj in objects if obj["kind"] == "LeaderWorkerSet"][0]["spec"]["leaderWorkerTemplate"]
+    leader = lws["leaderTemplate"]["spec"]["containers"][0]["command"]
+    worker = lws["workerTemplate"]["spec"]["containers"][0]["command"]
+    leader_argv, worker_argv = engine_cli.command_argv(leader), engine_cli.command_argv(worker)
+    assert "--headless" in worker_argv and "--headless" not in leader_argv
+    for argv in (leader_argv, worker_argv):
+        assert argv[argv.index("--all2all-backend") + 1] == "deepep_low_latency"
+        assert "--data-parallel-start-rank" in argv and "ray" not in argv
+    assert "ray start" not in leader[-1] and "ray start" not in worker[-1]
 
 
 @pytest.mark.parametrize("inventory", INVENTORY_CASES)

@@ -31,7 +31,7 @@ def _engines(objects):
 
 def _dp_case():
     config, _plan, cache = case("qwen3-235b-vllm-2node-ray")
-    plan = make_plan(DP_REQUEST)
+    plan = make_plan(dict(DP_REQUEST, engine_image=config["image"]))  # the release the inventory's image runs
     assert plan["multi_node"]["launcher"] == "vllm-data-parallel"
     config["model_path"] = "/models/m"
     return config, plan, cache

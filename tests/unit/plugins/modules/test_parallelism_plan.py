@@ -106,3 +106,27 @@ def test_model_path_config_missing_fields(capsys, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 1024, "num_hidden_layers": 4}))
     code, result = run_module(capsys, {"model_path": str(tmp_path), "accelerator": "L40S"})
     assert code == 1 and "lacks intermediate_size, num_attention_heads, vocab_size" in result["msg"]
+
+
+def test_module_plans_deepep_and_mtp_for_the_images_release(capsys):
+    args = {
+        "model": "deepseek-ai/DeepSeek-R1",
+        "accelerator": "H100-80G",
+        "nodes": 2,
+        "inter_node_link": "ib",
+        "tensor_parallel": 16,
+        "expert_parallel": 16,
+        "attention_data_parallel": 16,
+        "cuda_graph_max_bs": 128,
+        "fabric_shape": "all-to-all",
+        "speculative_mtp": True,
+        "engine_image": "lmsysorg/sglang:v0.5.6.post2-cu129",
+    }
+    code, result = run_module(capsys, args)
+    assert code == 0, result
+    plan = result["plan"]
+    assert plan["engine_version"] == "0.5.6.post2" and "server_args.py" in plan["memory_rule"]
+    assert plan["moe_all_to_all"] == "deepep" and plan["speculative_mtp"] is True
+    assert "--moe-a2a-backend" in plan["engine_args"] and "--speculative-algorithm" in plan["engine_args"]
+    code, result = run_module(capsys, dict(args, fabric_shape="rail-only", moe_all_to_all="deepep"))
+    assert code == 1 and "the fabric is rail-only" in result["msg"]
