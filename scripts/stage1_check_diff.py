@@ -5,9 +5,10 @@
 each gpu_nodes host that enables a bare-metal install role (nvidia_driver, fabric_manager,
 nvidia_container_toolkit, doca_ofed) is pointed, through the community.general.chroot connection, at a fresh
 copy of the Debian 12 root filesystem the bare-metal tests use (tests/integration/bare_metal/rootfs.py, cached
-under ~/.cache/llmops-inference), and the install plays run there with --check --diff. Hardware facts (NVSwitches
-on the PCI bus, the loaded module) come from the recorded HGX A800 tree (tests/unit/fixtures/bare_metal), the
-hardware of the 2 x 8 A800 example. The output goes to stdout and <render dir>/prepare_nodes/check-diff.txt.
+under ~/.cache/llmops-inference), and the install plays run there with --check --diff. Hardware facts
+(NVSwitches on the PCI bus, nouveau loaded, no NVIDIA module yet) come from the HGX A800 tree of
+tests/unit/fixtures/bare_metal, the hardware of the 2 x 8 A800 example before its first driver. The output
+goes to stdout and <render dir>/prepare_nodes/check-diff.txt.
 
 Needs root (chroot, mount) and debootstrap or the cached rootfs; without them it says so and exits 0, so
 `make demo-render` still renders the manifests on a workstation.
@@ -30,7 +31,7 @@ import rootfs  # noqa: E402  (the tests' rootfs builder, one cache for both)
 import trees  # noqa: E402
 
 INSTALL_ROLES = ("nvidia_driver", "fabric_manager", "nvidia_container_toolkit", "doca_ofed")
-HOST_TREE = "hgx_a800_stale_535"
+HOST_TREE = "hgx_a800_nouveau"
 BIN = os.path.join(ROOT, ".venv", "bin")
 
 
@@ -100,12 +101,16 @@ def main(inventory, render_dir):
             "llmops_become": False,
             "fabric_manager_facts_root": facts_root,
             "doca_ofed_facts_root": facts_root,
+            # A chroot runs the machine's kernel, whose headers no distribution has: DKMS alone, as in an
+            # image build (the real hosts get linux-headers-<their kernel>).
+            "nvidia_driver_kernel_headers_package": "",
         }
         overlay_file = os.path.join(work, "stage1-overlay.json")
         with open(overlay_file, "w") as handle:
             json.dump(overlay, handle)
         print(
-            "stage 1 --check --diff for %s on a Debian 12 rootfs (%s), hardware facts of the recorded %s tree:"
+            "stage 1 --check --diff for %s on a Debian 12 rootfs (%s), hardware facts of the %s tree, "
+            "no kernel headers (the chroot has no kernel of its own):"
             % (", ".join("%s (%s)" % (host, ", ".join(roles)) for host, roles in hosts.items()), path, HOST_TREE)
         )
         env = dict(
