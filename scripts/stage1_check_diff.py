@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Show what stage 1 (playbooks/prepare_nodes.yml) would install on an inventory's GPU hosts, changing nothing.
 
 `make demo-render` calls this after rendering the manifests. The inventory's real hosts are not contacted:
@@ -13,7 +12,7 @@ goes to stdout and <render dir>/prepare_nodes/check-diff.txt.
 Needs root (chroot, mount) and debootstrap or the cached rootfs; without them it says so and exits 0, so
 `make demo-render` still renders the manifests on a workstation.
 
-    scripts/stage1_check_diff.py INVENTORY RENDER_DIR
+    .venv/bin/python scripts/stage1_check_diff.py INVENTORY RENDER_DIR
 """
 
 import json

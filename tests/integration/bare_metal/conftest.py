@@ -172,6 +172,16 @@ def fresh_rootfs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def rocky_rootfs(tmp_path_factory):
     """A rootfs Ansible and dnf take for Rocky Linux 9 (rootfs.build_rocky_tarball says what is real)."""
+    yield from _rocky_rootfs(tmp_path_factory.mktemp("rocky-rootfs"))
+
+
+@pytest.fixture
+def fresh_rocky_rootfs(tmp_path_factory):
+    """The same, unpacked for one test only."""
+    yield from _rocky_rootfs(tmp_path_factory.mktemp("fresh-rocky-rootfs"))
+
+
+def _rocky_rootfs(parent):
     missing = _missing_prerequisites()
     if missing:
         _skip_or_fail("missing " + ", ".join(missing))
@@ -179,7 +189,7 @@ def rocky_rootfs(tmp_path_factory):
         tarball = rootfs.build_rocky_tarball()
     except subprocess.CalledProcessError as exc:
         _skip_or_fail("building the Rocky-like rootfs failed (no network to deb.debian.org?): %s" % exc)
-    path = _unpack(tarball, tmp_path_factory.mktemp("rocky-rootfs"))
+    path = _unpack(tarball, parent)
     _mount("-t", "proc", "proc", str(path / "proc"))
     try:
         yield Rootfs(path)

@@ -55,14 +55,18 @@ def play(ansible_playbook, chroot_inventory, root, host_vars, *args, tags="nvidi
     return ansible_playbook(PLAYBOOK, "-i", inventory, "--tags", tags, *args, json_output=True)
 
 
+def add_repos(root):
+    rpm_repo.build_repo(root, CUDA_REPO, rpm_repo.cuda_repo([DRIVER, NEWER], [DRIVER, NEWER]))
+    rpm_repo.build_repo(root, BASE_REPO, rpm_repo.distro_stand_ins())
+    # The host's own repositories (BaseOS/AppStream/EPEL on a Rocky host): configured before the role runs.
+    with open(root.file("/etc/yum.repos.d/el9-stand-ins.repo"), "w") as handle:
+        handle.write("[el9-stand-ins]\nname=Rocky 9 and EPEL stand-ins\nbaseurl=file://%s\ngpgcheck=0\n" % BASE_REPO)
+    return root
+
+
 @pytest.fixture(scope="module")
 def rocky_repos(rocky_rootfs):
-    rpm_repo.build_repo(rocky_rootfs, CUDA_REPO, rpm_repo.cuda_repo([DRIVER, NEWER], [DRIVER, NEWER]))
-    rpm_repo.build_repo(rocky_rootfs, BASE_REPO, rpm_repo.distro_stand_ins())
-    # The host's own repositories (BaseOS/AppStream/EPEL on a Rocky host): configured before the role runs.
-    with open(rocky_rootfs.file("/etc/yum.repos.d/el9-stand-ins.repo"), "w") as handle:
-        handle.write("[el9-stand-ins]\nname=Rocky 9 and EPEL stand-ins\nbaseurl=file://%s\ngpgcheck=0\n" % BASE_REPO)
-    return rocky_rootfs
+    return add_repos(rocky_rootfs)
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +175,23 @@ def test_dnf_fabric_manager_locked_to_the_driver(
     assert root.run("systemctl", "is-enabled", "nvidia-fabricmanager").stdout.strip() == "enabled"
     second = play(ansible_playbook, chroot_inventory, root, host_vars, tags="fabric_manager")
     assert second.returncode == 0 and second.stats()["rootfs01"]["changed"] == 0, second.changed_tasks()
+
+
+def test_dnf_allowed_version_change_moves_driver_and_locks(ansible_playbook, chroot_inventory, fresh_rocky_rootfs):
+    # A rootfs of its own: the driver moves here. The old version's locks must go (they would keep allowing
+    # it), the new version's packages and exact-version dependencies are locked, and dnf upgrade still works.
+    root = add_repos(fresh_rocky_rootfs)
+    first = play(ansible_playbook, chroot_inventory, root, driver_vars())
+    assert first.returncode == 0, first.output
+    moved_vars = driver_vars(nvidia_driver_version=NEWER, nvidia_driver_allow_version_change=True)
+    moved = play(ansible_playbook, chroot_inventory, root, moved_vars)
+    assert moved.returncode == 0, moved.output
+    for package in PINNED + ("nvidia-driver-libs", "nvidia-persistenced"):
+        assert rpm_version(root, package) == "3:%s-1.el9" % NEWER, package
+    locks = root.read("/etc/dnf/plugins/versionlock.list")
+    assert DRIVER not in locks, locks
+    assert "nvidia-driver-libs-3:%s-1.el9.*" % NEWER in locks, locks
+    upgrade = root.run("dnf", "-y", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    again = play(ansible_playbook, chroot_inventory, root, moved_vars)
+    assert again.returncode == 0 and again.stats()["rootfs01"]["changed"] == 0, again.changed_tasks()
