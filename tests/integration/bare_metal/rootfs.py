@@ -124,8 +124,13 @@ Stand-in for Rocky Linux's rocky-release: dnf reads $releasever from system-rele
 """
 
 
+# Bump when build_rocky_tarball changes what it makes (the cached tarball is keyed on it).
+ROCKY_LAYOUT = "2: history database, local plugin off"
+
+
 def rocky_tarball_path():
-    key = hashlib.sha256((_key() + "|" + ROCKY_PACKAGES + ROCKY_OS_RELEASE + ROCKY_DNF_CONF).encode()).hexdigest()
+    recipe = "|".join((_key(), ROCKY_LAYOUT, ROCKY_PACKAGES, ROCKY_OS_RELEASE, ROCKY_DNF_CONF, ROCKY_RELEASE_SPEC))
+    key = hashlib.sha256(recipe.encode()).hexdigest()
     return os.path.join(CACHE, "rocky9-like-%s.tar" % key[:12])
 
 
