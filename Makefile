@@ -47,8 +47,11 @@ demo: venv cluster-up ## main job: deploy playbooks/site.yml to the local test b
 	$(BIN)/python scripts/testbed/ask.py $(DEMO_INVENTORY)
 
 RENDER_DIR ?= rendered
-demo-render: venv ## render every manifest of playbooks/site.yml for $(INVENTORY) under $(RENDER_DIR)/ (never applies: render mode is forced)
-	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml -e llmops_apply_mode=render -e llmops_render_dir=$(abspath $(RENDER_DIR))
+# Stage 1 installs packages on the inventory's hosts, which render mode must never touch: it is skipped in the
+# render run and shown instead as --check --diff against a local Debian rootfs (docs/bare_metal.md, "make demo-render").
+demo-render: venv ## render every manifest of playbooks/site.yml for $(INVENTORY) under $(RENDER_DIR)/ (never applies: render mode is forced); stage 1 as --check --diff on a local rootfs
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/site.yml --skip-tags prepare -e llmops_apply_mode=render -e llmops_render_dir=$(abspath $(RENDER_DIR))
+	$(BIN)/python scripts/stage1_check_diff.py $(INVENTORY) $(RENDER_DIR)
 
 plan: venv ## print the parallelism plan of $(INVENTORY)
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/plan.yml

@@ -31,7 +31,7 @@ def ascend_reboot(steps, policy, running_kernel=True):
 
 def madison_versions(lines):
     """Versions from `apt-cache madison` lines (`pkg | version | source`)."""
-    return [line.split("|")[1].strip() for line in lines or [] if line.count("|") >= 2]
+    return bare_metal.repository_versions(lines, "apt")
 
 
 class FilterModule(object):
@@ -39,6 +39,8 @@ class FilterModule(object):
         return {
             "locked_version": filter_function(locked_version),
             "madison_versions": filter_function(madison_versions),
+            "repository_versions": filter_function(bare_metal.repository_versions),
+            "packages_at_version": filter_function(bare_metal.packages_at_version),
             "driver_branch": filter_function(bare_metal.driver_branch),
             "upstream_version": filter_function(bare_metal.upstream_version),
             "version_info": filter_function(bare_metal.parse_version_info),

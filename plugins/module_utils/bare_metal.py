@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import os
 import re
 
@@ -49,6 +50,32 @@ def upstream_version(package_version):
         return None
     text = str(package_version).split(":", 1)[-1]
     return text.rsplit("-", 1)[0] if "-" in text else text
+
+
+def repository_versions(lines, manager="apt"):
+    """Versions a repository offers for one package, from the package manager's own listing.
+
+    apt: `apt-cache madison <pkg>` lines (``pkg | version | source``). dnf: `dnf repoquery --queryformat
+    '%{epoch}:%{version}-%{release}' <pkg>` lines (one ``epoch:version-release`` a line).
+    """
+    if manager not in ("apt", "dnf"):
+        raise LlmopsError("package manager %r: apt or dnf" % (manager,))
+    if manager == "apt":
+        return [line.split("|")[1].strip() for line in lines or [] if line.count("|") >= 2]
+    return [line.strip() for line in lines or [] if re.match(r"^\d+:\S+-\S+$", line.strip())]
+
+
+def packages_at_version(packages, version, patterns):
+    """Names of installed packages at ``version`` (upstream part) whose name matches one of the glob
+    ``patterns``; ``packages`` is package_facts' ``{name: [{version, ...}]}``. The driver's exact-version
+    dependencies (nvidia-driver-libs, nvidia-persistenced, ...) that a lock must cover with the named ones."""
+    names = set()
+    for name, entries in (packages or {}).items():
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns or []):
+            continue
+        if any(upstream_version(entry.get("version")) == str(version) for entry in entries or []):
+            names.add(name)
+    return sorted(names)
 
 
 def parse_proc_driver_version(text):

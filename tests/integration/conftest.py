@@ -57,7 +57,7 @@ class PlaybookRun:
         return names
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ansible_playbook():
     """Run ansible-playbook from the venv with this tree as llmops.inference; returns PlaybookRun."""
     if not os.path.exists(LINK):

@@ -158,10 +158,11 @@ def container_toolkit(version):
     ]
 
 
-def ofed(version):
-    """doca-ofed at an MLNX_OFED-style version (seed 002: 24.10-0.7.0.0) with the pieces the role touches:
-    ofed_info (prints `MLNX_OFED_LINUX-<version>:` as the real `ofed_info -s` does), the openibd unit and an
-    rdma-core whose version sorts above Debian's inbox one, as NVIDIA's does (2410mlnx54...)."""
+def ofed(version, meta="doca-ofed"):
+    """``meta`` (doca-ofed, or MLNX_OFED's mlnx-ofed-all) at an MLNX_OFED-style version (seed 002:
+    24.10-0.7.0.0) with the pieces the role touches: ofed_info (prints `MLNX_OFED_LINUX-<version>:` as the
+    real `ofed_info -s` does), the openibd unit and an rdma-core whose version sorts above Debian's inbox one,
+    as NVIDIA's does (2410mlnx54...)."""
     return [
         dict(name="rdma-core", version="2410mlnx54-1.%s" % version.replace("-", ".").replace(".", "")),
         dict(
@@ -177,8 +178,34 @@ def ofed(version):
             },
         ),
         dict(
-            name="doca-ofed",
+            name=meta,
             version=version,
             depends=["mlnx-ofed-kernel-utils (= %s)" % version, "rdma-core (>= 2410mlnx54)"],
         ),
     ]
+
+
+def build_ofed_iso(rootfs, iso_path, version, packages):
+    """An MLNX_OFED-layout ISO at iso_path (inside the rootfs), made by the rootfs's xorriso (Debian's).
+
+    The layout follows MLNX_OFED's ISO for Debian/Ubuntu as NVIDIA's "Installing MLNX_OFED Using apt-get"
+    describes it: the packages in DEBS/ as a flat repository (``deb file:<mount>/DEBS ./``), next to the
+    mlnxofedinstall script and the .mlnx version file at the top. Synthetic: the packages (ofed() above)
+    and mlnxofedinstall (a stand-in the role never runs: it installs with apt, pinned and held).
+    """
+    tree = rootfs.file("/srv/llmops-iso-tree")
+    subprocess.run(["rm", "-rf", tree], check=True)
+    build_repo(os.path.join(tree, "DEBS"), packages)
+    with open(os.path.join(tree, ".mlnx"), "w") as handle:
+        handle.write(version + "\n")
+    with open(os.path.join(tree, "mlnxofedinstall"), "w") as handle:
+        handle.write("#!/bin/sh\necho 'stand-in mlnxofedinstall (tests): install from DEBS/ with apt' >&2\nexit 1\n")
+    os.chmod(os.path.join(tree, "mlnxofedinstall"), 0o755)
+    label = "MLNX_OFED_LINUX-" + version
+    result = rootfs.run(
+        "xorriso", "-as", "mkisofs", "-quiet", "-r", "-J", "-V", label[:32], "-o", iso_path, "/srv/llmops-iso-tree"
+    )
+    if result.returncode != 0:
+        raise RuntimeError("xorriso failed: %s" % result.stderr)
+    subprocess.run(["rm", "-rf", tree], check=True)
+    return iso_path

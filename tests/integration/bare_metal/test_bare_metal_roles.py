@@ -9,10 +9,15 @@ with the real package names/versions and served by a local file: repository; the
 Hardware facts (NVSwitch on the PCI bus, loaded module, nouveau) come from recorded trees in
 tests/unit/fixtures/bare_metal (README there says which are real recordings).
 
-The tests run in file order on one rootfs per session: the driver is installed once, then reused.
+One rootfs per session; every test stands alone all the same (any order, any -k selection): the module
+fixture ``debian_driver`` runs check mode before the driver is installed, then the install and its re-run,
+once, for whichever driver test asks first; the other tests assert on states they set up or read themselves.
 """
 
+import types
+
 import apt_repo
+import pytest
 
 PLAYBOOK = "playbooks/prepare_nodes.yml"
 DRIVER = "535.261.03"  # Debian bookworm non-free, nvidia-graphics-drivers 535.261.03-1
@@ -42,17 +47,29 @@ def play(ansible_playbook, chroot_inventory, host_vars, *args, tags="nvidia_driv
     return ansible_playbook(PLAYBOOK, "-i", chroot_inventory(host_vars), "--tags", tags, *args, json_output=True)
 
 
-def test_check_mode_on_a_fresh_rootfs_changes_nothing(ansible_playbook, chroot_inventory, debian_rootfs):
+@pytest.fixture(scope="module")
+def debian_driver(ansible_playbook, chroot_inventory, debian_rootfs):
+    """Check mode before the driver is installed, then the install and a re-run; what each saw."""
+    state = types.SimpleNamespace()
     before = debian_rootfs.listing()
-    result = play(ansible_playbook, chroot_inventory, driver_vars(), "--check", "--diff")
+    state.check_installed = dpkg_version(debian_rootfs, "nvidia-driver")
+    state.check = play(ansible_playbook, chroot_inventory, driver_vars(), "--check", "--diff")
+    state.check_changed_files = debian_rootfs.changed_since(before)
+    state.first = play(ansible_playbook, chroot_inventory, driver_vars())
+    state.second = play(ansible_playbook, chroot_inventory, driver_vars())
+    return state
+
+
+def test_check_mode_on_a_fresh_rootfs_changes_nothing(debian_driver):
+    result = debian_driver.check
     assert result.returncode == 0, result.output
     assert "check mode cannot simulate (apt pin not yet written), 535.261.03" in " ".join(result.changed_tasks())
-    assert debian_rootfs.listing() == before
-    assert dpkg_version(debian_rootfs, "nvidia-driver") is None
+    assert debian_driver.check_changed_files == []
+    assert debian_driver.check_installed is None
 
 
-def test_driver_installs_pinned_held_and_reruns_unchanged(ansible_playbook, chroot_inventory, debian_rootfs):
-    first = play(ansible_playbook, chroot_inventory, driver_vars())
+def test_driver_installs_pinned_held_and_reruns_unchanged(debian_driver, debian_rootfs):
+    first = debian_driver.first
     assert first.returncode == 0, first.output
     for package in ("nvidia-driver", "nvidia-kernel-dkms", "nvidia-smi", "libcuda1"):
         assert dpkg_version(debian_rootfs, package) == DRIVER + "-1", package
@@ -68,27 +85,31 @@ def test_driver_installs_pinned_held_and_reruns_unchanged(ansible_playbook, chro
     reason = first.task_results("Reboot decision")[0]["msg"]
     assert "no reboot" in reason and "chroot" in reason
 
-    second = play(ansible_playbook, chroot_inventory, driver_vars())
+    second = debian_driver.second
     assert second.returncode == 0, second.output
     assert second.stats()["rootfs01"]["changed"] == 0, second.changed_tasks()
     assert not second.task_results("Rebuild the initramfs")
 
 
-def test_check_mode_on_the_installed_rootfs_changes_nothing(ansible_playbook, chroot_inventory, debian_rootfs):
+def test_check_mode_on_the_installed_rootfs_changes_nothing(
+    debian_driver, ansible_playbook, chroot_inventory, debian_rootfs
+):
     before = debian_rootfs.listing()
     result = play(ansible_playbook, chroot_inventory, driver_vars(), "--check", "--diff")
     assert result.returncode == 0, result.output
     assert result.stats()["rootfs01"]["changed"] == 0, result.changed_tasks()
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
 
-def test_a_moved_pin_is_refused_before_anything_changes(ansible_playbook, chroot_inventory, debian_rootfs):
+def test_a_moved_pin_is_refused_before_anything_changes(
+    debian_driver, ansible_playbook, chroot_inventory, debian_rootfs
+):
     before = debian_rootfs.listing()
     result = play(ansible_playbook, chroot_inventory, driver_vars(nvidia_driver_version=NEWER))
     assert result.returncode != 0
     assert "driver 535.261.03 installed and the pin says 535.309.01: refusing" in result.output
     assert dpkg_version(debian_rootfs, "nvidia-driver") == DRIVER + "-1"
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
 
 def test_a_pin_the_repository_lacks_is_refused(ansible_playbook, chroot_inventory, debian_rootfs):
@@ -100,7 +121,7 @@ def test_a_pin_the_repository_lacks_is_refused(ansible_playbook, chroot_inventor
     )
     assert result.returncode != 0
     assert "nvidia_driver: nvidia-driver 535.999.01 is not in the configured repositories" in result.output
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
 
 def test_an_unsupported_os_is_refused_untouched(ansible_playbook, chroot_inventory, debian_rootfs):
@@ -109,7 +130,7 @@ def test_an_unsupported_os_is_refused_untouched(ansible_playbook, chroot_invento
     result = play(ansible_playbook, chroot_inventory, driver_vars(bare_metal_common_supported_os=only_ubuntu))
     assert result.returncode != 0
     assert "nvidia_driver: Debian 12" in result.output and "is not supported (supported: Ubuntu 24)" in result.output
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
 
 def fm_vars(host_tree, repo, **extra):
@@ -128,13 +149,14 @@ def test_fabric_manager_is_skipped_without_nvswitch(
     ansible_playbook, chroot_inventory, debian_rootfs, host_tree_in_rootfs, local_repo
 ):
     repo = local_repo("fm-ok", [apt_repo.fabric_manager(DRIVER), apt_repo.fabric_manager(NEWER)])
-    result = play(
-        ansible_playbook, chroot_inventory, fm_vars(host_tree_in_rootfs("h200_vm_580"), repo), tags="fabric_manager"
-    )
+    tree = host_tree_in_rootfs("h200_vm_580")
+    before = debian_rootfs.listing()
+    result = play(ansible_playbook, chroot_inventory, fm_vars(tree, repo), tags="fabric_manager")
     assert result.returncode == 0, result.output
     assert "0 NVSwitches (none): Fabric Manager not needed" in result.output
     assert result.stats()["rootfs01"]["changed"] == 0
-    assert dpkg_version(debian_rootfs, "nvidia-fabricmanager-535") is None
+    assert all(r.get("skipped") for r in result.task_results("Install Fabric Manager at 535.261.03"))
+    assert debian_rootfs.changed_since(before) == []
 
 
 def test_fabric_manager_mismatch_is_refused_before_installing(
@@ -142,16 +164,13 @@ def test_fabric_manager_mismatch_is_refused_before_installing(
 ):
     # The repository only has other 535 builds and the seed's 550: none equals the installed driver.
     repo = local_repo("fm-mismatch", [apt_repo.fabric_manager(NEWER), apt_repo.fabric_manager("550.127.05")])
-    result = play(
-        ansible_playbook,
-        chroot_inventory,
-        fm_vars(host_tree_in_rootfs("hgx_a800_nouveau"), repo),
-        tags="fabric_manager",
-    )
+    tree = host_tree_in_rootfs("hgx_a800_nouveau")
+    installed = dpkg_version(debian_rootfs, "nvidia-fabricmanager-535")  # whatever an earlier test left
+    result = play(ansible_playbook, chroot_inventory, fm_vars(tree, repo), tags="fabric_manager")
     assert result.returncode != 0
     assert "6 NVSwitches (NVSwitch gen2 (HGX A100/A800))" in result.output
     assert "nvidia-fabricmanager-535 535.261.03 is not in the repository (it has 535.309.01)" in result.output
-    assert dpkg_version(debian_rootfs, "nvidia-fabricmanager-535") is None
+    assert dpkg_version(debian_rootfs, "nvidia-fabricmanager-535") == installed
 
 
 def test_fabric_manager_locked_to_the_driver_on_nvswitch(
@@ -184,7 +203,7 @@ def test_container_toolkit_pinned_and_containerd_configured_once(
     before = debian_rootfs.listing()
     check = play(ansible_playbook, chroot_inventory, host_vars, "--check", "--diff", tags="nvidia_container_toolkit")
     assert check.returncode == 0, check.output
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
     first = play(ansible_playbook, chroot_inventory, host_vars, tags="nvidia_container_toolkit")
     assert first.returncode == 0, first.output
@@ -237,7 +256,7 @@ def test_doca_ofed_pinned_with_peermem(
     before = debian_rootfs.listing()
     check = play(ansible_playbook, chroot_inventory, host_vars, "--check", "--diff", tags="doca_ofed")
     assert check.returncode == 0, check.output
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
     first = play(ansible_playbook, chroot_inventory, host_vars, tags="doca_ofed")
     assert first.returncode == 0, first.output
@@ -285,7 +304,7 @@ def test_ascend_driver_and_firmware_only_when_they_differ(ansible_playbook, chro
     check = run(widened, "--check", "--diff")
     assert check.returncode == 0, check.output
     assert "driver full 24.1.0, firmware full 7.5.0.3.220" in check.output
-    assert debian_rootfs.listing() == before
+    assert debian_rootfs.changed_since(before) == []
 
     first = run(widened)
     assert first.returncode == 0, first.output
