@@ -95,13 +95,48 @@ run_pytest() {
   PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -q -p no:cacheprovider -p skip_policy --durations=15 "$@"
 }
 
+# The bare-metal roles' tests (a debootstrap root filesystem, real apt/dnf; no test bed) take the longest
+# and mostly wait on package downloads and dpkg: with every stage (CI), they run in the background from
+# the start, beside lint, sanity, the test bed's start and molecule, and their report is printed before the
+# main pytest run, so its summary stays the last line.
+BARE_METAL_TESTS=tests/integration/bare_metal
+BARE_METAL_LOG=$ROOT/.build/pytest-bare-metal.log
+bare_metal_pid=""
+start_bare_metal_tests() {
+  [ -d "$BARE_METAL_TESTS" ] || return 0
+  ensure_debian_tools debootstrap:debootstrap
+  mkdir -p "$ROOT/.build"
+  step "pytest $BARE_METAL_TESTS, in the background (log: .build/pytest-bare-metal.log)"
+  (run_pytest --basetemp="${TMPDIR:-/tmp}/llmops-pytest-bare-metal" "$BARE_METAL_TESTS" > "$BARE_METAL_LOG" 2>&1) &
+  bare_metal_pid=$!
+}
+bare_metal_rc=0
+finish_bare_metal_tests() {
+  [ -n "$bare_metal_pid" ] || return 0
+  step "pytest $BARE_METAL_TESTS (started in the background)"
+  wait "$bare_metal_pid" || bare_metal_rc=$?
+  cat "$BARE_METAL_LOG"
+}
+
 run_tests() {
+  finish_bare_metal_tests
   step "pytest (unit + integration)"
   ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap
   local paths=(tests/unit)
   [ -d tests/integration ] && paths+=(tests/integration)
-  run_pytest "${paths[@]}"
+  local ignore=()
+  [ -n "$bare_metal_pid" ] && ignore=(--ignore="$BARE_METAL_TESTS")
+  local rc=0
+  run_pytest "${ignore[@]}" "${paths[@]}" || rc=$?
+  [ "$rc" -ne 0 ] && return "$rc"
+  if [ "$bare_metal_rc" -ne 0 ]; then
+    echo "the bare-metal tests failed (report above, .build/pytest-bare-metal.log)"
+    return "$bare_metal_rc"
+  fi
 }
+
+# Every stage (CI): the bare-metal tests run beside the others from the start.
+if [ $# -eq 0 ]; then start_bare_metal_tests; fi
 
 for stage in "${stages[@]}"; do
   case $stage in
