@@ -168,8 +168,10 @@ def workload_summary(workload, pods=None, accelerator_resource=""):
             argv = _container_argv(container) or argv
         limits = _dict(_dict(container.get("resources")).get("limits"))
         # Empty: the accelerator vendors' device plugin resources (nvidia.com/gpu, huawei.com/Ascend910).
-        names = [accelerator_resource] if accelerator_resource else sorted(
-            name for name in limits if name.startswith(("nvidia.com/", "huawei.com/"))
+        names = (
+            [accelerator_resource]
+            if accelerator_resource
+            else sorted(name for name in limits if name.startswith(("nvidia.com/", "huawei.com/")))
         )
         if names and names[0] in limits and accelerators is None:
             accelerators = int(quantity(limits[names[0]]))
@@ -231,7 +233,11 @@ def plan_vs_running(plan, summary, replicas=None):
         # The argv names the group size through LWS's variable; the LWS size is what it expands to.
         nnodes = argv.get("nnodes")
         rows.append(
-            ("engine --nnodes", plan.get("nodes"), summary.get("group_size") if nnodes == "$(LWS_GROUP_SIZE)" else nnodes)
+            (
+                "engine --nnodes",
+                plan.get("nodes"),
+                summary.get("group_size") if nnodes == "$(LWS_GROUP_SIZE)" else nnodes,
+            )
         )
     if replicas is not None:
         rows.append(("replicas (groups)", int(replicas), summary.get("replicas")))
@@ -377,18 +383,25 @@ def addon_row(name, target_version, release_secrets, workloads, release_name="")
     ready = sum(1 for have, want in counts if have >= want and want > 0)
     version = release.get("app_version") or ""
     if not version and mine:
-        version = _image_tag(engine_container(_dict(_dict(_dict(mine[0].get("spec")).get("template")).get("spec"))).get("image"))
+        version = _image_tag(
+            engine_container(_dict(_dict(_dict(mine[0].get("spec")).get("template")).get("spec"))).get("image")
+        )
     installed = bool(release) or bool(mine)
     detail = []
     if release:
-        detail.append("helm %s rev %s %s" % (release.get("chart_version") or "?", release["revision"], release["status"]))
+        detail.append(
+            "helm %s rev %s %s" % (release.get("chart_version") or "?", release["revision"], release["status"])
+        )
     detail += ["%s %d/%d" % (_dict(w.get("metadata")).get("name"), h, t) for w, (h, t) in zip(mine, counts)]
     ok = installed and ready == len(mine) and (not release or release["status"] == "deployed")
+    health = "%d/%d ready" % (ready, len(mine)) if mine else ("not installed" if not installed else "no workloads")
+    if release and release["status"] != "deployed":
+        health += ", Helm release %s" % release["status"]
     return {
         "component": name,
         "version": version or ("-" if not installed else "?"),
         "target": target_version or "",
-        "health": ("%d/%d ready" % (ready, len(mine)) if mine else ("not installed" if not installed else "no workloads")),
+        "health": health,
         "ok": ok,
         "detail": "; ".join(detail),
     }
@@ -446,7 +459,9 @@ def status_report(addons, summary, plan, replicas=None, endpoint=None, metrics_t
         if not addon["ok"]:
             problems.append("%s: %s" % (addon["component"], addon["health"]))
         elif addon.get("target") and addon["target"] != addon["version"]:
-            problems.append("%s runs %s, the inventory pins %s" % (addon["component"], addon["version"], addon["target"]))
+            problems.append(
+                "%s runs %s, the inventory pins %s" % (addon["component"], addon["version"], addon["target"])
+            )
     if summary.get("exists"):
         groups_ok = summary["ready_replicas"] >= summary["replicas"] and summary["pods_ready"] == summary["pods_total"]
         if mode == "render":
@@ -562,7 +577,10 @@ def workload_changes(live, built):
     """What differs between the running workload and the one built now, as lines a person reads
     (``image a -> b``); [] when applying the built one rolls nothing."""
     if not _dict(live):
-        return ["%s %s does not exist yet: it is created" % (_dict(built).get("kind"), _dict(_dict(built).get("metadata")).get("name"))]
+        return [
+            "%s %s does not exist yet: it is created"
+            % (_dict(built).get("kind"), _dict(_dict(built).get("metadata")).get("name"))
+        ]
     if _dict(live).get("kind") != _dict(built).get("kind"):
         return ["the workload kind changes from %s to %s" % (live.get("kind"), built.get("kind"))]
     old, new = template_fingerprint(live), template_fingerprint(built)
@@ -707,7 +725,11 @@ def spare_capacity(nodes, pods, workload):
         for name, value in _pod_requests(_dict(template.get("spec"))).items():
             per_pod[name] = max(per_pod.get(name, 0.0), value)
     kind = _dict(workload).get("kind")
-    group_size = int(_dict(_dict(workload.get("spec")).get("leaderWorkerTemplate")).get("size") or 1) if kind == "LeaderWorkerSet" else 1
+    group_size = (
+        int(_dict(_dict(workload.get("spec")).get("leaderWorkerTemplate")).get("size") or 1)
+        if kind == "LeaderWorkerSet"
+        else 1
+    )
     selectors = [s for s in _anti_affinity_selectors(spec) if s]
     used = {}
     blocked = set()
@@ -817,7 +839,11 @@ def surge_plan(changes, replicas, spare, max_surge="auto", allow_downtime=False,
         )
     lines.append(
         "rolling update: maxSurge 0, maxUnavailable 1: groups are replaced one at a time in place (%s)"
-        % ("the endpoint is down until the new group is Ready" if replicas < 2 else "%d of %d groups keep serving" % (replicas - 1, replicas))
+        % (
+            "the endpoint is down until the new group is Ready"
+            if replicas < 2
+            else "%d of %d groups keep serving" % (replicas - 1, replicas)
+        )
     )
     return {"max_surge": 0, "max_unavailable": 1, "rolls": True, "lines": lines}
 
@@ -893,14 +919,15 @@ def _ref(obj):
     }
 
 
-def uninstall_plan(objects, server_name, remove_model_cache=False, cache_secret_names=None):
+def uninstall_plan(objects, server_name, remove_model_cache=False, cache_secret_names=None, remove_volumes=False):
     """The objects of server ``server_name`` to delete, in order, and those kept: {delete, keep, lines}.
 
     objects: what k8s_info found (or, in render mode, what the build steps made). An object belongs to the
     server when its ``app.kubernetes.io/name`` label is the server's and it is managed by llmops.inference, or
     when it is one of ``cache_secret_names`` (the model cache's credential Secrets, which carry no labels).
     Objects a controller owns go with their owner. The model cache (component ``model-cache``: PVCs, the
-    download Jobs and script, and the credential Secrets) is kept unless ``remove_model_cache``.
+    download Jobs and script, and the credential Secrets) is kept unless ``remove_model_cache``; any other
+    PersistentVolumeClaim (data such as Open WebUI's) unless ``remove_volumes``.
     """
     cache_secret_names = set(cache_secret_names or [])
     delete, keep, seen = [], [], set()
@@ -923,16 +950,15 @@ def uninstall_plan(objects, server_name, remove_model_cache=False, cache_secret_
             continue
         cache = cache_secret or labels.get(COMPONENT_LABEL) == "model-cache"
         if cache and not remove_model_cache:
-            keep.append(_ref(obj))
+            keep.append(dict(_ref(obj), reason="model cache; lifecycle_uninstall_model_cache: true removes it"))
+        elif not cache and obj.get("kind") == "PersistentVolumeClaim" and not remove_volumes:
+            keep.append(dict(_ref(obj), reason="a volume; lifecycle_uninstall_volumes: true removes it"))
         else:
             delete.append(_ref(obj))
     delete.sort(key=lambda ref: (_DELETE_RANK[ref["kind"]], ref["kind"], ref["metadata"]["name"]))
     keep.sort(key=lambda ref: (ref["kind"], ref["metadata"]["name"]))
     lines = ["delete %s/%s" % (ref["kind"], ref["metadata"]["name"]) for ref in delete]
-    lines += [
-        "keep %s/%s (model cache; lifecycle_uninstall_model_cache: true removes it)" % (ref["kind"], ref["metadata"]["name"])
-        for ref in keep
-    ]
+    lines += ["keep %s/%s (%s)" % (ref["kind"], ref["metadata"]["name"], ref.pop("reason")) for ref in keep]
     return {"delete": delete, "keep": keep, "lines": lines or ["nothing of %s is left to delete" % server_name]}
 
 
@@ -964,7 +990,8 @@ def crds_to_keep(crds, release_name, release_namespace, custom_resource_counts=N
         else:
             keep.append(name)
             lines.append(
-                "%s: kept (%s)" % (name, "%d custom resource(s) still use it" % used if used else "CRDs are kept unless asked")
+                "%s: kept (%s)"
+                % (name, "%d custom resource(s) still use it" % used if used else "CRDs are kept unless asked")
             )
     return {"keep": sorted(keep), "remove": sorted(remove), "lines": lines}
 
