@@ -365,7 +365,8 @@ def addon_row(name, target_version, release_secrets, workloads, release_name="")
 
     The version is the Helm release's app version (else the first workload's image tag); health counts the
     release's Deployments/DaemonSets that are ready: those carrying its release label or annotation, or named
-    ``release_name`` (an add-on of plain manifests); every workload given when ``release_name`` is empty.
+    ``release_name`` (an add-on of plain manifests), else those named ``<release_name>-*`` (installed without
+    Helm); every workload given when ``release_name`` is empty.
     """
     release = helm_release(release_secrets)
     mine = [
@@ -379,6 +380,11 @@ def addon_row(name, target_version, release_secrets, workloads, release_name="")
             _dict(w.get("metadata")).get("name"),
         )
     ]
+    if release_name and not mine:
+        # Installed another way (plain manifests, a test bed): the charts name their workloads <release>-<part>.
+        mine = [
+            w for w in _list(workloads) if str(_dict(w.get("metadata")).get("name", "")).startswith(release_name + "-")
+        ]
     counts = [_workload_health(w) for w in mine]
     ready = sum(1 for have, want in counts if have >= want and want > 0)
     version = release.get("app_version") or ""

@@ -231,6 +231,9 @@ def test_addon_row_of_a_missing_or_unready_addon():
     assert lifecycle.addon_change(missing) == "kuberay: runs -, pinned v1.7.0: installed at v1.7.0"
     lws = lifecycle.addon_row("leaderworkerset", "", [], [deployment("lws-controller-manager", 0, 1, "lws")], "lws")
     assert lws["version"] == "v9" and lws["health"] == "0/1 ready" and not lws["ok"]
+    # installed without Helm (no release label): the controller named <release>-*
+    plain = lifecycle.addon_row("leaderworkerset", "", [], [deployment("lws-controller-manager", 1, 1)], "lws")
+    assert plain["ok"] and plain["health"] == "1/1 ready"
 
 
 def test_a_corrupt_helm_secret_is_refused_with_its_name():
