@@ -360,7 +360,7 @@ def _image_tag(image):
     return last.split(":", 1)[1] if ":" in last else ""
 
 
-def addon_row(name, target_version, release_secrets, workloads, release_name=""):
+def addon_row(name, target_version, release_secrets, workloads, release_name="", managed=True):
     """One status row of an add-on: {component, version, target, health, ok, detail}.
 
     The version is the Helm release's app version (else the first workload's image tag); health counts the
@@ -401,6 +401,9 @@ def addon_row(name, target_version, release_secrets, workloads, release_name="")
     detail += ["%s %d/%d" % (_dict(w.get("metadata")).get("name"), h, t) for w, (h, t) in zip(mine, counts)]
     ok = installed and ready == len(mine) and (not release or release["status"] == "deployed")
     health = "%d/%d ready" % (ready, len(mine)) if mine else ("not installed" if not installed else "no workloads")
+    if not managed and not installed:
+        # Shown because the serving group needs it, run some other way (e.g. outside the cluster): not judged.
+        ok, health = None, "not found as a Helm release or workload (not managed by this inventory)"
     if release and release["status"] != "deployed":
         health += ", Helm release %s" % release["status"]
     return {
@@ -462,9 +465,9 @@ def status_report(addons, summary, plan, replicas=None, endpoint=None, metrics_t
     problems = []
     for addon in _list(addons):
         rows.append([addon["component"], addon["version"], addon["health"], addon["ok"], addon["detail"]])
-        if not addon["ok"]:
+        if addon["ok"] is False:
             problems.append("%s: %s" % (addon["component"], addon["health"]))
-        elif addon.get("target") and addon["target"] != addon["version"]:
+        elif addon["ok"] and addon.get("target") and addon["target"] != addon["version"]:
             problems.append(
                 "%s runs %s, the inventory pins %s" % (addon["component"], addon["version"], addon["target"])
             )

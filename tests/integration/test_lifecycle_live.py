@@ -110,7 +110,7 @@ def real_nodes(core):
 
 @pytest.fixture(scope="module")
 def storage(api_client, namespace):
-    """A StorageClass with no provisioner and one hostPath PV (on this machine: the real nodes' host) for the cache."""
+    """A StorageClass with no provisioner and one hostPath PV on the real nodes (their host is this machine)."""
     name = "llmops-lifecycle-%s" % uuid.uuid4().hex[:6]
     folder = "/tmp/%s" % name
     os.makedirs(folder)
@@ -133,6 +133,19 @@ def storage(api_client, namespace):
                 storage_class_name=name,
                 persistent_volume_reclaim_policy="Retain",
                 host_path=client.V1HostPathVolumeSource(path=folder, type="Directory"),
+                # A hostPath volume is local to the nodes that have the folder: the real nodes (kwok nodes run
+                # nothing, so a download Job placed there would "complete" without writing a byte).
+                node_affinity=client.V1VolumeNodeAffinity(
+                    required=client.V1NodeSelector(
+                        node_selector_terms=[
+                            client.V1NodeSelectorTerm(
+                                match_expressions=[
+                                    client.V1NodeSelectorRequirement(key="type", operator="In", values=["real"])
+                                ]
+                            )
+                        ]
+                    )
+                ),
             ),
         )
     )

@@ -234,6 +234,10 @@ def test_addon_row_of_a_missing_or_unready_addon():
     # installed without Helm (no release label): the controller named <release>-*
     plain = lifecycle.addon_row("leaderworkerset", "", [], [deployment("lws-controller-manager", 1, 1)], "lws")
     assert plain["ok"] and plain["health"] == "1/1 ready"
+    # shown for a multi-node group though the inventory does not manage it, and run outside the cluster: not judged
+    elsewhere = lifecycle.addon_row("leaderworkerset", "v0.10.0", [], [], "lws", managed=False)
+    assert elsewhere["ok"] is None and "not managed by this inventory" in elsewhere["health"]
+    assert lifecycle.status_report([elsewhere], {}, {}, None)["problems"] == ["no serving workload"]
 
 
 def test_a_corrupt_helm_secret_is_refused_with_its_name():
