@@ -403,7 +403,8 @@ def addon_row(name, target_version, release_secrets, workloads, release_name="",
     health = "%d/%d ready" % (ready, len(mine)) if mine else ("not installed" if not installed else "no workloads")
     if not managed and not installed:
         # Shown because the serving group needs it, run some other way (e.g. outside the cluster): not judged.
-        ok, health = None, "not found as a Helm release or workload (not managed by this inventory)"
+        ok, health = None, "not found"
+        detail = ["no Helm release or workload here; not managed by this inventory"]
     if release and release["status"] != "deployed":
         health += ", Helm release %s" % release["status"]
     return {
@@ -526,7 +527,9 @@ def status_report(addons, summary, plan, replicas=None, endpoint=None, metrics_t
                 endpoint.get("latency_s"),
                 " ".join(str(endpoint.get("answer") or "").split())[:80],
             )
-            rows.append(["endpoint", endpoint.get("version") or "", "answers", True, detail])
+            # The engine's own version string's first word (the stand-in adds what it is after it).
+            version = (str(endpoint.get("version") or "").split() or [""])[0]
+            rows.append(["endpoint", version, "answers", True, detail])
         else:
             rows.append(["endpoint", "", "no answer", False, str(endpoint.get("error") or "")[:160]])
             problems.append("the endpoint does not answer: %s" % (endpoint.get("error") or "?"))

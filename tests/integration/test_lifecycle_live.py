@@ -1,9 +1,10 @@
 """playbooks/status.yml, upgrade.yml and uninstall.yml against the test bed's REAL nodes (docs/day_two.md).
 
 inventories/testbed-real as it is (the SGLang group across llmops-real-0/1, the engine stand-in under SGLang's tag,
-the tiny Qwen2 from the bed's MinIO), in a namespace of its own, with the model cache on a PVC: a StorageClass
-without a provisioner and one hostPath PersistentVolume made here (the bed has no storage provisioner; both are
-removed afterwards), so that the uninstall has a PVC to keep.
+the tiny Qwen2 from the bed's MinIO), in a namespace of its own, with the model cache on PVCs (one per engine pod,
+staged on both real nodes as the inventory says): a StorageClass without a provisioner and two hostPath
+PersistentVolumes made here (the bed has no storage provisioner; all removed afterwards), so that the uninstall has
+PVCs to keep.
 
 Real: ansible-playbook and every role, the kube-apiserver, scheduler, LWS controller and its rolling update, the
 kubelets and containerd of the real nodes, the staging Job's download from MinIO, the probes, the NodePort Service,
@@ -110,11 +111,10 @@ def real_nodes(core):
 
 @pytest.fixture(scope="module")
 def storage(api_client, namespace):
-    """A StorageClass with no provisioner and one hostPath PV on the real nodes (their host is this machine)."""
+    """A StorageClass with no provisioner and two hostPath PVs on the real nodes (their host is this machine): the
+    inventory stages the cache on both real nodes, one claim per engine pod (ReadWriteOnce, as where no RWX storage
+    exists)."""
     name = "llmops-lifecycle-%s" % uuid.uuid4().hex[:6]
-    folder = "/tmp/%s" % name
-    os.makedirs(folder)
-    os.chmod(folder, 0o777)
     storage_api = client.StorageV1Api(api_client)
     core = client.CoreV1Api(api_client)
     storage_api.create_storage_class(
@@ -124,36 +124,43 @@ def storage(api_client, namespace):
             volume_binding_mode="WaitForFirstConsumer",
         )
     )
-    core.create_persistent_volume(
-        client.V1PersistentVolume(
-            metadata=client.V1ObjectMeta(name=name),
-            spec=client.V1PersistentVolumeSpec(
-                capacity={"storage": "20Gi"},
-                access_modes=["ReadWriteMany"],
-                storage_class_name=name,
-                persistent_volume_reclaim_policy="Retain",
-                host_path=client.V1HostPathVolumeSource(path=folder, type="Directory"),
-                # A hostPath volume is local to the nodes that have the folder: the real nodes (kwok nodes run
-                # nothing, so a download Job placed there would "complete" without writing a byte).
-                node_affinity=client.V1VolumeNodeAffinity(
-                    required=client.V1NodeSelector(
-                        node_selector_terms=[
-                            client.V1NodeSelectorTerm(
-                                match_expressions=[
-                                    client.V1NodeSelectorRequirement(key="type", operator="In", values=["real"])
-                                ]
-                            )
-                        ]
-                    )
+    folders = []
+    for index in range(2):
+        folder = "/tmp/%s-%d" % (name, index)
+        os.makedirs(folder)
+        os.chmod(folder, 0o777)
+        folders.append(folder)
+        core.create_persistent_volume(
+            client.V1PersistentVolume(
+                metadata=client.V1ObjectMeta(name="%s-%d" % (name, index)),
+                spec=client.V1PersistentVolumeSpec(
+                    capacity={"storage": "20Gi"},
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=name,
+                    persistent_volume_reclaim_policy="Retain",
+                    host_path=client.V1HostPathVolumeSource(path=folder, type="Directory"),
+                    # A hostPath volume is local to the nodes that have the folder: the real nodes.
+                    node_affinity=client.V1VolumeNodeAffinity(
+                        required=client.V1NodeSelector(
+                            node_selector_terms=[
+                                client.V1NodeSelectorTerm(
+                                    match_expressions=[
+                                        client.V1NodeSelectorRequirement(key="type", operator="In", values=["real"])
+                                    ]
+                                )
+                            ]
+                        )
+                    ),
                 ),
-            ),
+            )
         )
-    )
     yield name
-    # The volume waits (pv-protection) until the namespace fixture's deletion takes the claim with it.
-    core.delete_persistent_volume(name)
+    # The volumes wait (pv-protection) until the namespace fixture's deletion takes the claims with them.
+    for index in range(2):
+        core.delete_persistent_volume("%s-%d" % (name, index))
     storage_api.delete_storage_class(name)
-    shutil.rmtree(folder, ignore_errors=True)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def base_vars(namespace, storage_class):
@@ -163,8 +170,7 @@ def base_vars(namespace, storage_class):
         "llmops_namespace": namespace,
         "model_cache_storage": "pvc",
         "model_cache_storage_class": storage_class,
-        "model_cache_access_mode": "ReadWriteMany",
-        "model_cache_stage_nodes": [],
+        "model_cache_access_mode": "ReadWriteOnce",
         # another deployment of the bed (the molecule serve scenario) holds NodePort 30180
         "inference_exposure_node_port": 0,
         "inference_server_prestop_sleep_seconds": 1,
@@ -217,7 +223,7 @@ def test_status_prints_the_table_and_changes_nothing(deployed):
     assert "LeaderWorkerSet %s" % NAME in text and "sglang 0.5.23" in text, text[-3000:]
     assert "1/1 groups ready, pods 2/2 Ready" in text, text[-3000:]
     assert re.search(r"plan: tensor parallel\s+plan 2, runs 2\s+yes", text), text[-3000:]
-    assert re.search(r"endpoint\s+0\.5\.23 \(llmops-engine-standin", text), text[-3000:]
+    assert re.search(r"endpoint\s+0\.5\.23\s+answers\s+yes\s+models tiny-qwen2; answer in", text), text[-3000:]
     assert "metric: requests running" in text, text[-3000:]
     assert "leaderworkerset" in text  # the bed's LWS controller, shown for the multi-node plan
     log("status table:\n" + "\n".join(line for line in text.splitlines() if "plan:" in line or NAME in line))
@@ -277,7 +283,7 @@ def test_uninstall_keeps_the_pvc_and_a_second_run_changes_nothing(api_client, co
     lws = dynamic.DynamicClient(api_client).resources.get(
         api_version="leaderworkerset.x-k8s.io/v1", kind="LeaderWorkerSet"
     )
-    claim = "%s-model-cache" % NAME
+    claim = "model-cache-%s-0" % NAME
     rc, output, report = playbook("uninstall.yml", deployed, "--check")
     assert rc == 0, output[-4000:]
     assert "delete LeaderWorkerSet/%s" % NAME in messages(report)

@@ -236,7 +236,8 @@ def test_addon_row_of_a_missing_or_unready_addon():
     assert plain["ok"] and plain["health"] == "1/1 ready"
     # shown for a multi-node group though the inventory does not manage it, and run outside the cluster: not judged
     elsewhere = lifecycle.addon_row("leaderworkerset", "v0.10.0", [], [], "lws", managed=False)
-    assert elsewhere["ok"] is None and "not managed by this inventory" in elsewhere["health"]
+    assert elsewhere["ok"] is None and elsewhere["health"] == "not found"
+    assert "not managed by this inventory" in elsewhere["detail"]
     assert lifecycle.status_report([elsewhere], {}, {}, None)["problems"] == ["no serving workload"]
 
 
