@@ -772,11 +772,11 @@ def spare_capacity(nodes, pods, workload):
             have = quantity(allocatable.get(resource, 0)) - used.get(name, {}).get(resource, 0.0)
             count = int(math.floor(have / need + 1e-9)) if have > 0 else 0
             if count == 0:
-                short.append("%s %s free of %s" % (resource, _fmt(have), _fmt(need)))
+                short.append("%s %s free of %s" % (resource, _fmt(have, resource), _fmt(need, resource)))
             fit = count if fit is None else min(fit, count)
         fit = fit or 0
         if selectors and name in blocked:
-            fit, short = 0, ["runs a pod of this server (one engine pod per node)"]
+            fit, short = 0, ["runs a pod of this server: one engine pod per node"]
         elif selectors:
             fit = min(fit, 1)
         slots += fit
@@ -785,18 +785,26 @@ def spare_capacity(nodes, pods, workload):
         "groups": slots // max(1, group_size),
         "slots": slots,
         "group_size": group_size,
-        "per_pod": {k: _fmt(v) for k, v in sorted(per_pod.items())},
+        "per_pod": {k: _fmt(v, k) for k, v in sorted(per_pod.items())},
         "nodes": lines,
     }
 
 
-def _fmt(value):
+def _fmt(value, resource=""):
+    """A resource amount as a person reads it: memory and storage in Gi, counts and cores as numbers."""
+    if resource == "memory" or resource.endswith("storage"):
+        return "%sGi" % _fmt(value / 2**30)
     return int(value) if float(value) == int(value) else round(value, 3)
 
 
+def _refused(message):
+    return {"max_surge": 0, "max_unavailable": 1, "rolls": True, "refused": message, "lines": [message]}
+
+
 def surge_plan(changes, replicas, spare, max_surge="auto", allow_downtime=False, current=None):
-    """The rolling update of an upgrade: {max_surge, max_unavailable, rolls, lines}; raises LlmopsError when
-    the cluster cannot hold the surge asked for, or when the only group would go down and that is not allowed.
+    """The rolling update of an upgrade: {max_surge, max_unavailable, rolls, refused, lines}. ``refused`` (the
+    reason, else '') when the cluster cannot hold the surge asked for, or when the only group would go down and
+    that is not allowed; LlmopsError for a surge that is no number.
 
     changes: workload_changes(); replicas: groups wanted; spare: spare_capacity(); max_surge: ``auto`` (as many
     new groups as the spare capacity holds, up to replicas) or a number of groups; current: the running
@@ -819,6 +827,7 @@ def surge_plan(changes, replicas, spare, max_surge="auto", allow_downtime=False,
             "max_surge": keep_surge,
             "max_unavailable": keep_unavailable,
             "rolls": False,
+            "refused": "",
             "lines": ["nothing rolls: " + ("; ".join(changes) if changes else "the pod templates are unchanged")],
         }
     if str(max_surge) == "auto":
@@ -831,7 +840,7 @@ def surge_plan(changes, replicas, spare, max_surge="auto", allow_downtime=False,
         if surge < 0:
             raise LlmopsError("the upgrade's max surge must not be negative, got %d" % surge)
         if surge > groups:
-            raise LlmopsError(
+            return _refused(
                 "refusing the upgrade: a surge of %d group(s) needs room for %d more pod(s), the cluster has %s. "
                 "Free the nodes, set the surge to what fits, or 0 to replace groups in place"
                 % (surge, surge * int(spare.get("group_size") or 1), room)
@@ -842,9 +851,9 @@ def surge_plan(changes, replicas, spare, max_surge="auto", allow_downtime=False,
             "rolling update: maxSurge %d, maxUnavailable 0: %d new group(s) start beside the old ones, every "
             "old group serves until a new one is Ready" % (surge, surge)
         )
-        return {"max_surge": surge, "max_unavailable": 0, "rolls": True, "lines": lines}
+        return {"max_surge": surge, "max_unavailable": 0, "rolls": True, "refused": "", "lines": lines}
     if replicas < 2 and not allow_downtime:
-        raise LlmopsError(
+        return _refused(
             "refusing the upgrade: the cluster cannot hold a surge group beside the running one (%s), and with "
             "one replica replacing it in place takes the endpoint down while the new group loads. Free the "
             "nodes, or accept the downtime (lifecycle_upgrade_allow_downtime: true)" % room
@@ -857,7 +866,7 @@ def surge_plan(changes, replicas, spare, max_surge="auto", allow_downtime=False,
             else "%d of %d groups keep serving" % (replicas - 1, replicas)
         )
     )
-    return {"max_surge": 0, "max_unavailable": 1, "rolls": True, "lines": lines}
+    return {"max_surge": 0, "max_unavailable": 1, "rolls": True, "refused": "", "lines": lines}
 
 
 def rollout_state(workload, pods=None, image=""):
