@@ -1,8 +1,8 @@
 """playbooks/status.yml, uninstall.yml and upgrade.yml in render mode (no cluster), through the real
 ansible-playbook, on the DeepSeek-R1 2 x 8 A800 inventory with its recorded plan: the status table compares the
 plan with the LeaderWorkerSet our builder makes, the uninstall writes its plan (reverse apply order, the model
-cache kept), the upgrade renders the new image with the rolling update it was asked for. Live runs against the
-test bed are in test_lifecycle_live.py."""
+cache kept; the add-ons, when asked, in reverse order by their own roles), the upgrade renders the new image with
+the rolling update it was asked for. Live runs against the test bed are in test_lifecycle_live.py."""
 
 import os
 import re
@@ -40,7 +40,7 @@ def test_status_prints_the_plan_against_the_built_group_and_changes_nothing(tmp_
 
 def test_uninstall_plan_is_reverse_apply_order_and_keeps_the_model_cache(tmp_path):
     out = tmp_path / "out"
-    result = run_render(INVENTORY, str(out), playbook="uninstall.yml")
+    result = run_render(INVENTORY, str(out), "-e", "lifecycle_uninstall_addons=true", playbook="uninstall.yml")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     with open(out / "uninstall" / "plan.yml") as handle:
@@ -56,8 +56,19 @@ def test_uninstall_plan_is_reverse_apply_order_and_keeps_the_model_cache(tmp_pat
     assert "PersistentVolumeClaim" not in kinds and "Job" not in kinds
     assert all(ref["metadata"]["namespace"] == "deepseek" for ref in plan["delete"] + plan["keep"])
     assert "keep ConfigMap/deepseek-r1-model-download (model cache" in output
-    # nothing else was written: uninstall renders no objects
-    assert sorted(os.listdir(out)) == ["uninstall"]
+    # the add-ons the inventory enables, in reverse order of cluster_addons.yml, each by its own role (state absent)
+    removed = re.findall(r"TASK \[Remove the add-on with its own role - (\w+)\]", output)
+    assert removed == [
+        "engine_monitoring",
+        "leaderworkerset",
+        "volcano",
+        "rdma_device_plugin",
+        "gpu_operator",
+        "node_feature_discovery",
+    ], removed
+    # nothing else was written: an uninstall renders no objects
+    written = [os.path.join(root, name) for root, _dirs, names in os.walk(out) for name in names]
+    assert written == [str(out / "uninstall" / "plan.yml")], written
 
 
 def test_upgrade_renders_the_new_image_with_the_asked_surge(tmp_path):
