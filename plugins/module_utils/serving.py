@@ -907,6 +907,22 @@ def workload_kind(plan, cache):
     return "StatefulSet" if cache.get("volume_claim_template") else "Deployment"
 
 
+def rolling_update(config):
+    """maxSurge/maxUnavailable (in groups) of the rolling update. By default 0/1: a group is replaced in place,
+    since a surge group needs a second set of accelerator nodes; playbooks/upgrade.yml sizes max_surge by the
+    cluster's spare capacity (module_utils/lifecycle.py surge_plan)."""
+    surge = int(config.get("max_surge") or 0)
+    unavailable = config.get("max_unavailable")
+    # null from the role arrives as None (or "None" from an older templating).
+    unavailable = (0 if surge > 0 else 1) if str(unavailable) in ("None", "") else int(unavailable)
+    if surge < 0 or unavailable < 0 or surge + unavailable == 0:
+        raise LlmopsError(
+            "max_surge %d and max_unavailable %d: both must be >= 0 and not both 0 (the rollout would never move)"
+            % (surge, unavailable)
+        )
+    return {"maxSurge": surge, "maxUnavailable": unavailable}
+
+
 def pods_total(config, plan):
     return int(plan["nodes"]) * int(config.get("replicas", 1))
 
@@ -950,7 +966,7 @@ def server_manifests(config, plan, cache):
                 "startupPolicy": "LeaderCreated",
                 "rolloutStrategy": {
                     "type": "RollingUpdate",
-                    "rollingUpdateConfiguration": {"maxSurge": 0, "maxUnavailable": 1},
+                    "rollingUpdateConfiguration": rolling_update(config),
                 },
                 "leaderWorkerTemplate": template,
             },
@@ -965,8 +981,11 @@ def server_manifests(config, plan, cache):
             spec["serviceName"] = config["name"]
             spec["podManagementPolicy"] = "Parallel"
             spec["volumeClaimTemplates"] = [cache["volume_claim_template"]]
+        elif rolling_update(config)["maxSurge"] > 0:
+            # Only where the upgrade found room for the new pod beside the old (playbooks/upgrade.yml).
+            spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": rolling_update(config)}
         else:
-            # A GPU server cannot surge: the new pod would wait for the old pod's accelerators.
+            # A GPU server cannot surge by default: the new pod would wait for the old pod's accelerators.
             spec["strategy"] = {"type": "Recreate"}
         workload = {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec}
     if config.get("autoscaled"):
