@@ -277,3 +277,26 @@ def admission_problem(owner, role, namespace, status, reason, message):
     elif "exceeded quota" in lowered:
         text += " | a ResourceQuota refuses even one pod: raise the quota or lower the pod's resources"
     return text
+
+
+def unserved(objects, served):
+    """Objects whose (apiVersion, kind) the API server does not serve, as problem lines.
+
+    ``served(api_version, kind)`` answers from the cluster's discovery. An add-on that is missing, or installed at a
+    version without that API (an LWS or KServe release older than the objects), is named before anything is applied.
+    """
+    problems, seen = [], set()
+    for obj in objects or []:
+        if not isinstance(obj, dict):
+            continue
+        key = (str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
+        if key in seen or not all(key):
+            continue
+        seen.add(key)
+        if not served(*key):
+            name = (obj.get("metadata") or {}).get("name", "?") if isinstance(obj.get("metadata"), dict) else "?"
+            problems.append(
+                "the cluster serves no %s in %s (%s/%s): install the add-on that provides it, or upgrade it to a "
+                "release with that API (docs/addons.md)" % (key[1], key[0], key[1], name)
+            )
+    return problems

@@ -19,6 +19,9 @@ description:
   - Sums what every pod will charge against the namespace's ResourceQuotas (a LeaderWorkerSet of size 2 and 3
     replicas is 6 pods) and refuses a shortfall that a dry run of one pod cannot see. Pods of the current release
     (found by the objects' labels) are counted as released, so re-running an unchanged deployment passes.
+  - Checks first that the API server serves every apiVersion and kind of O(objects) (discovery), so a missing add-on
+    or one installed at a release without that API (LeaderWorkerSet, Volcano PodGroup, KServe InferenceService,
+    a ServiceMonitor) is refused by name.
   - A namespace that does not exist yet, and a template whose ServiceAccount does not exist yet (it is created
     with the objects), are reported in RV(notes) and not judged.
   - Reads and dry-runs only, so it runs in check mode as well.
@@ -100,8 +103,9 @@ from ansible_collections.llmops.inference.plugins.module_utils import admission
 
 try:
     import urllib3
-    from kubernetes import client, config
+    from kubernetes import client, config, dynamic
     from kubernetes.client.rest import ApiException
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
 
     HAS_KUBERNETES = True
     IMPORT_ERROR = None
@@ -151,8 +155,25 @@ def _released(core, namespace, templates):
     return total
 
 
-def check(core, templates, usage, judge_quota):
+def _served(api_client):
+    """served(api_version, kind) from the API server's discovery (read once, cached by the dynamic client)."""
+    found = {}
+
+    def served(api_version, kind):
+        if "resources" not in found:  # discovery only when there is something to look up
+            found["resources"] = dynamic.DynamicClient(api_client).resources
+        try:
+            found["resources"].get(api_version=api_version, kind=kind)
+            return True
+        except (ResourceNotFoundError, ResourceNotUniqueError):
+            return False
+
+    return served
+
+
+def check(core, templates, usage, judge_quota, objects=None):
     result = {"pods": [], "quota": {}, "problems": [], "notes": []}
+    result["problems"].extend(admission.unserved(objects, _served(core.api_client)))
     namespaces = []
     for entry in templates:
         if entry["namespace"] not in namespaces:
@@ -226,7 +247,7 @@ def main():
         module.fail_json(msg="admission_check: %s" % exc, problems=[str(exc)])
     try:
         core = client.CoreV1Api(_api_client(params["kubeconfig"], params["context"]))
-        result = check(core, templates, usage, params["quota"])
+        result = check(core, templates, usage, params["quota"], params["objects"])
     except ApiException as exc:
         module.fail_json(msg="admission_check: the API answered %s: %s" % (exc.status, _message(exc)))
     except (config.ConfigException, OSError, ValueError, urllib3.exceptions.HTTPError) as exc:

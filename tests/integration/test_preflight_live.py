@@ -126,3 +126,21 @@ def test_unreachable_api_is_named(ansible_playbook, tmp_path):
     assert run.returncode != 0
     assert "Preflight cannot reach the Kubernetes API with llmops_kubeconfig=%s" % kubeconfig in output
     assert "Read the installed LeaderWorkerSet version" not in output
+
+
+def test_a_kind_the_cluster_does_not_serve_is_refused_by_name(ansible_playbook, namespace, tmp_path):
+    """A KEDA ScaledObject on a bed without KEDA's CRD, and an InferenceService in a version KServe never had: both
+    named from the real API server's discovery; the served kinds beside them pass."""
+    objects = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fine"}, "data": {}},
+        {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "fine"}},
+        {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "r1"}},
+        {"apiVersion": "serving.kserve.io/v1beta9", "kind": "InferenceService", "metadata": {"name": "r1"}},
+    ]
+    settings = {"kubeconfig": KUBECONFIG, "namespace": namespace, "objects": objects}
+    run = ansible_playbook("tests/integration/playbooks/admission_check.yml", "-e", json.dumps(settings))
+    output = " ".join(run.output.split())
+    assert run.returncode == 2, run.output[-3000:]
+    assert "the cluster serves no ScaledObject in keda.sh/v1alpha1 (ScaledObject/r1)" in output
+    assert "the cluster serves no InferenceService in serving.kserve.io/v1beta9 (InferenceService/r1)" in output
+    assert "ConfigMap in v1" not in output and "LeaderWorkerSet in" not in output

@@ -155,3 +155,24 @@ def test_malformed_templates_do_not_raise():
     ]
     usage = admission.usage_of(admission.pod_templates(objects, "ns"))
     assert usage == {"ns": {"pods": Decimal(2)}}
+
+
+def test_kinds_the_cluster_does_not_serve_are_named():
+    served = {
+        ("v1", "Service"),
+        ("leaderworkerset.x-k8s.io", "ignored"),
+        ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+    }
+    objects = [
+        lws(),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"}},
+        {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "r1"}},
+        {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "again"}},
+        {"kind": "NoVersion"},
+        "not-an-object",
+    ]
+    problems = admission.unserved(objects, lambda version, kind: (version, kind) in served)
+    assert problems == [
+        "the cluster serves no InferenceService in serving.kserve.io/v1beta1 (InferenceService/r1): install the add-on "
+        "that provides it, or upgrade it to a release with that API (docs/addons.md)"
+    ]
