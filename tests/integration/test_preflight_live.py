@@ -137,7 +137,7 @@ def test_a_kind_the_cluster_does_not_serve_is_refused_by_name(ansible_playbook, 
         {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "r1"}},
         {"apiVersion": "serving.kserve.io/v1beta9", "kind": "InferenceService", "metadata": {"name": "r1"}},
     ]
-    settings = {"kubeconfig": KUBECONFIG, "namespace": namespace, "objects": objects}
+    settings = {"admission_kubeconfig": KUBECONFIG, "admission_namespace": namespace, "admission_objects": objects}
     run = ansible_playbook("tests/integration/playbooks/admission_check.yml", "-e", json.dumps(settings))
     output = " ".join(run.output.split())
     assert run.returncode == 2, run.output[-3000:]
