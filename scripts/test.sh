@@ -107,7 +107,14 @@ start_bare_metal_tests() {
   ensure_debian_tools debootstrap:debootstrap
   mkdir -p "$ROOT/.build"
   step "pytest $BARE_METAL_TESTS, in the background (log: .build/pytest-bare-metal.log)"
-  (run_pytest --basetemp="${TMPDIR:-/tmp}/llmops-pytest-bare-metal" "$BARE_METAL_TESTS" > "$BARE_METAL_LOG" 2>&1) &
+  # A folder of its own (pytest's numbered folders are shared with the main run). A run that was killed leaves
+  # its rootfs mounts (proc, the apt cache) behind: unmount them, so no cleanup ever deletes through them.
+  local parent=${TMPDIR:-/tmp}/llmops-pytest-bare-metal
+  mkdir -p "$parent"
+  findmnt -rn -o TARGET | grep "^$parent/" | sort -r | xargs -r umount -l || true
+  local base
+  base=$(mktemp -d "$parent/run-XXXXXX")
+  (run_pytest --basetemp="$base/tmp" "$BARE_METAL_TESTS" > "$BARE_METAL_LOG" 2>&1) &
   bare_metal_pid=$!
 }
 bare_metal_rc=0
