@@ -254,7 +254,7 @@ def main():
         module.fail_json(msg="admission_check: cannot reach the Kubernetes API: %s" % exc)
     if result["problems"] and params["fail_on_problems"]:
         module.fail_json(
-            msg="the cluster would not admit these pods: " + " | ".join(result["problems"]), changed=False, **result
+            msg="the cluster would refuse these objects: " + " | ".join(result["problems"]), changed=False, **result
         )
     module.exit_json(changed=False, **result)
 
