@@ -55,7 +55,9 @@ class ActionModule(ActionBase):
             return "" if found.get("failed") else str(found.get("log") or "").strip()
 
         def show(text):
-            display.display("  [%s] %s" % (host, text) if host else "  " + text)
+            # stderr: the terminal shows it as the wait goes on, and a machine-read stdout (the json callback,
+            # AWX's event stream) stays one document.
+            display.display("  [%s] %s" % (host, text) if host else "  " + text, stderr=True)
 
         try:
             state, pods, polls, elapsed = pod_wait.wait_for_pods(read_pods, read_last_line, show, args)

@@ -98,10 +98,26 @@ def pod_templates(objects, namespace=""):
         spec = _dict(obj.get("spec"))
         where = str(meta.get("namespace") or namespace)
         owner = "%s/%s" % (kind, meta.get("name", "?"))
+        claims = _claim_template_names(kind, spec)
         for role, template, pods in _object_templates(kind, meta, spec):
             if isinstance(template, dict) and isinstance(template.get("spec"), dict) and pods > 0:
-                found.append({"owner": owner, "role": role, "namespace": where, "template": template, "pods": pods})
+                found.append(
+                    {"owner": owner, "role": role, "namespace": where, "template": template, "pods": pods, "claims": claims}
+                )
     return found
+
+
+def _claim_template_names(kind, spec):
+    """Names of the volumeClaimTemplates whose volumes the StatefulSet/LWS controller adds to every pod."""
+    if kind == "LeaderWorkerSet":
+        spec = _dict(spec.get("leaderWorkerTemplate"))
+    elif kind != "StatefulSet":
+        return []
+    return [
+        str(_dict(claim.get("metadata")).get("name"))
+        for claim in spec.get("volumeClaimTemplates") or []
+        if isinstance(claim, dict) and _dict(claim.get("metadata")).get("name")
+    ]
 
 
 def _object_templates(kind, meta, spec):
@@ -138,7 +154,17 @@ def dry_run_pod(entry, max_name=63):
         "labels": dict((template.get("metadata") or {}).get("labels") or {}),
         "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
     }
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template["spec"]}
+    spec = template["spec"]
+    claims = entry.get("claims") or []
+    if claims:
+        # The controller mounts a claim per template into each pod (replacing a volume of the same name), so the
+        # pod the API server judges must have it too, or every mount of it reads "Not found".
+        spec = dict(spec)
+        volumes = [v for v in spec.get("volumes") or [] if not (isinstance(v, dict) and v.get("name") in claims)]
+        spec["volumes"] = volumes + [
+            {"name": claim, "persistentVolumeClaim": {"claimName": "%s-%s" % (claim, metadata["name"])}} for claim in claims
+        ]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def _container_usage(container):

@@ -121,6 +121,26 @@ def test_the_dry_run_pod_keeps_the_template_and_a_valid_name():
     assert pod["metadata"]["labels"] == {"app": "llm"} and pod["metadata"]["namespace"] == "llmops"
 
 
+def test_the_dry_run_pod_gets_the_volumes_the_controller_adds_for_claim_templates():
+    # A per-pod cache: the engine mounts "model-cache", which only the LWS controller turns into a volume. Without
+    # it the API server refuses the dry-run pod ("volumeMounts[0].name: Not found"), which a real group never sees.
+    group = lws()
+    template = group["spec"]["leaderWorkerTemplate"]
+    template["volumeClaimTemplates"] = [{"metadata": {"name": "model-cache"}, "spec": {}}]
+    template["workerTemplate"]["spec"]["volumes"] = [{"name": "model-cache", "emptyDir": {}}, {"name": "shm"}]
+    leader, worker = admission.pod_templates([group])
+    pod = admission.dry_run_pod(worker)
+    assert pod["spec"]["volumes"] == [
+        {"name": "shm"},
+        {"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache-deepseek-r1-preflight-worker"}},
+    ]
+    # The template itself is left as built.
+    assert template["workerTemplate"]["spec"]["volumes"][0] == {"name": "model-cache", "emptyDir": {}}
+    sts = {"kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {"template": {"spec": {}}}}
+    sts["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"}}]
+    assert admission.dry_run_pod(admission.pod_templates([sts], "ns")[0])["spec"]["volumes"][0]["name"] == "data"
+
+
 def test_label_selectors_find_the_current_release():
     objects = [lws(), {"kind": "Deployment", "metadata": {"name": "ui"}, "spec": {"template": {"spec": {}}}}]
     objects.append(
