@@ -94,6 +94,12 @@ ensure_debian_tools() {  # ensure_debian_tools command:package ...
 run_pytest() {
   PYTHONPATH="$PWD/tests${PYTHONPATH:+:$PYTHONPATH}" python -m pytest -q -p no:cacheprovider -p skip_policy --durations=15 "$@"
 }
+# Two pytest-xdist workers: the tests on the shared test bed run one after another in one of them (an xdist_group,
+# tests/integration/conftest.py) while the unit and render tests, mostly ansible-playbook runs, use the other core.
+PYTEST_WORKERS=${PYTEST_WORKERS:-2}
+run_pytest_parallel() {
+  if [ "$PYTEST_WORKERS" -gt 1 ]; then run_pytest -n "$PYTEST_WORKERS" --dist loadgroup "$@"; else run_pytest "$@"; fi
+}
 
 # The bare-metal roles' tests (a debootstrap root filesystem, real apt/dnf; no test bed) take the longest
 # and mostly wait on package downloads and dpkg: with every stage (CI), they run in the background from
@@ -134,7 +140,7 @@ run_tests() {
   local ignore=()
   [ -n "$bare_metal_pid" ] && ignore=(--ignore="$BARE_METAL_TESTS")
   local rc=0
-  run_pytest "${ignore[@]}" "${paths[@]}" || rc=$?
+  run_pytest_parallel "${ignore[@]}" "${paths[@]}" || rc=$?
   [ "$rc" -ne 0 ] && return "$rc"
   if [ "$bare_metal_rc" -ne 0 ]; then
     echo "the bare-metal tests failed (report above, .build/pytest-bare-metal.log)"
@@ -152,8 +158,8 @@ for stage in "${stages[@]}"; do
     molecule) run_molecule ;;
     testbed) run_testbed ;;
     tests) run_tests ;;
-    unit) run_pytest tests/unit ;;
-    integration) ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap; run_pytest tests/integration ;;
+    unit) run_pytest_parallel tests/unit ;;
+    integration) ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap; run_pytest_parallel tests/integration ;;
     *) echo "unknown stage: $stage (lint sanity testbed molecule tests unit integration)" >&2; exit 2 ;;
   esac
 done

@@ -102,7 +102,14 @@ def pod_templates(objects, namespace=""):
         for role, template, pods in _object_templates(kind, meta, spec):
             if isinstance(template, dict) and isinstance(template.get("spec"), dict) and pods > 0:
                 found.append(
-                    {"owner": owner, "role": role, "namespace": where, "template": template, "pods": pods, "claims": claims}
+                    {
+                        "owner": owner,
+                        "role": role,
+                        "namespace": where,
+                        "template": template,
+                        "pods": pods,
+                        "claims": claims,
+                    }
                 )
     return found
 
@@ -162,7 +169,8 @@ def dry_run_pod(entry, max_name=63):
         spec = dict(spec)
         volumes = [v for v in spec.get("volumes") or [] if not (isinstance(v, dict) and v.get("name") in claims)]
         spec["volumes"] = volumes + [
-            {"name": claim, "persistentVolumeClaim": {"claimName": "%s-%s" % (claim, metadata["name"])}} for claim in claims
+            {"name": claim, "persistentVolumeClaim": {"claimName": "%s-%s" % (claim, metadata["name"])}}
+            for claim in claims
         ]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 

@@ -57,6 +57,34 @@ class PlaybookRun:
         return names
 
 
+# Tests that change or wait on the shared test bed (its real nodes' few simulated GPUs, the kwok GPU nodes, cluster-wide
+# add-ons) run one after another in one pytest-xdist worker (scripts/test.sh runs `-n 2 --dist loadgroup`); the
+# rest (unit tests, renders, the engine stand-in outside Kubernetes) spread over the other.
+BED_MARKS = ("testbed_support", "KUBECONFIG")
+_bed_modules = {}
+
+
+def _uses_the_bed(path):
+    path = str(path)
+    if path not in _bed_modules:
+        with open(path) as handle:
+            text = handle.read()
+        _bed_modules[path] = os.sep + "addons" + os.sep in path or any(mark in text for mark in BED_MARKS)
+    return _bed_modules[path]
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    bare_metal = os.path.join(here, "bare_metal") + os.sep
+    for item in items:
+        path = str(item.path)
+        if path.startswith(bare_metal):
+            # one root filesystem per session fixture: built once, in one worker
+            item.add_marker(pytest.mark.xdist_group("bare-metal"))
+        elif path.startswith(here) and _uses_the_bed(path):
+            item.add_marker(pytest.mark.xdist_group("testbed"))
+
+
 @pytest.fixture(scope="session")
 def ansible_playbook():
     """Run ansible-playbook from the venv with this tree as llmops.inference; returns PlaybookRun."""
