@@ -58,8 +58,8 @@ class PlaybookRun:
 
 
 # Tests that change or wait on the shared test bed (its real nodes' few simulated GPUs, the kwok GPU nodes, cluster-wide
-# add-ons) run one after another in one pytest-xdist worker (scripts/test.sh runs `-n 2 --dist loadgroup`); the
-# rest (unit tests, renders, the engine stand-in outside Kubernetes) spread over the other.
+# add-ons) are marked `testbed`: scripts/test.sh runs them one after another in one pytest while a second pytest runs
+# everything else (`-m "not testbed"`: unit tests, renders, the engine stand-in outside Kubernetes) beside it.
 BED_MARKS = ("testbed_support", "KUBECONFIG")
 _bed_modules = {}
 
@@ -73,16 +73,17 @@ def _uses_the_bed(path):
     return _bed_modules[path]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "testbed: uses the shared test bed (set by tests/integration/conftest.py)")
+
+
 def pytest_collection_modifyitems(config, items):
     here = os.path.dirname(os.path.abspath(__file__)) + os.sep
     bare_metal = os.path.join(here, "bare_metal") + os.sep
     for item in items:
         path = str(item.path)
-        if path.startswith(bare_metal):
-            # one root filesystem per session fixture: built once, in one worker
-            item.add_marker(pytest.mark.xdist_group("bare-metal"))
-        elif path.startswith(here) and _uses_the_bed(path):
-            item.add_marker(pytest.mark.xdist_group("testbed"))
+        if path.startswith(here) and not path.startswith(bare_metal) and _uses_the_bed(path):
+            item.add_marker(pytest.mark.testbed)
 
 
 @pytest.fixture(scope="session")
