@@ -10,6 +10,8 @@ mode, security context), as an Indexed Job of `plan.nodes` pods behind a headles
 rendezvous (`<job>-0.<service>`), each pod runs nccl_torch_sweep.py with its completion index as node rank.
 The logs of every pod are judged by the code nccl_check uses: the bus bandwidth table (rank 0) and the
 transport of every channel (nccl_log), so NET/Socket between nodes stops the serve stage by name.
+A plan whose expert parallelism spans nodes also runs an all-to-all (the MoE dispatch/combine pattern, which a
+rail-only fabric cannot carry between rails), judged the same way with its own floor.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,6 +40,11 @@ DEFAULTS = {
     "expected_transport": "",
     "min_busbw_gbps": None,
     "expect_gdr": False,
+    # auto: all_reduce, plus all_to_all when expert parallelism spans nodes
+    "collectives": "auto",
+    "min_all_to_all_busbw_gbps": None,
+    # empty: the engine's image (what decides whether the fabric works is the engine's own libraries)
+    "image": "",
 }
 
 
@@ -58,6 +65,17 @@ def settings(preflight):
     merged["max_bytes"] = nccl_tests.parse_size(str(merged["max_bytes"]))
     if merged["min_bytes"] > merged["max_bytes"]:
         raise LlmopsError("preflight min_bytes is larger than max_bytes")
+    collectives = merged["collectives"]
+    if isinstance(collectives, str) and collectives != "auto":
+        collectives = [c.strip() for c in collectives.split(",") if c.strip()]
+    if collectives != "auto" and (
+        not collectives or any(c not in nccl_torch_sweep.OPS for c in collectives) or "all_reduce" not in collectives
+    ):
+        raise LlmopsError(
+            "preflight collectives must be auto or a list of %s that includes all_reduce, got %r"
+            % (", ".join(nccl_torch_sweep.OPS), merged["collectives"])
+        )
+    merged["collectives"] = collectives
     for key in ("iters", "port", "timeout_seconds"):
         if int(merged[key]) < 1 or (key == "port" and int(merged[key]) > 65535):
             raise LlmopsError("preflight %s is out of range: %r" % (key, merged[key]))
@@ -67,6 +85,15 @@ def settings(preflight):
 def names(config):
     base = "%s-%s" % (config["name"], COMPONENT)
     return {"job": base, "service": base, "configmap": base + "-script"}
+
+
+def collectives(plan, pre):
+    """The collectives the pre-flight runs: all-reduce always; all-to-all when expert parallelism spans nodes
+    (every rank then exchanges tokens with ranks on other nodes), unless set explicitly."""
+    if pre["collectives"] != "auto":
+        return [op for op in nccl_torch_sweep.OPS if op in pre["collectives"]]
+    spans_nodes = int(plan.get("expert_parallel") or 1) > serving.accelerators_per_pod(plan)
+    return ["all_reduce", "all_to_all"] if spans_nodes else ["all_reduce"]
 
 
 def sweep_command(config, plan, pre):
@@ -98,6 +125,8 @@ def sweep_command(config, plan, pre):
         str(int(pre["iters"])),
         "--warmup",
         str(int(pre["warmup"])),
+        "--ops",
+        ",".join(collectives(plan, pre)),
     ]
     # every token but the index is a plain word or number: no quoting games
     return " ".join(argv)
@@ -127,6 +156,8 @@ def preflight_manifests(config, plan, cache, preflight=None):
     ]
     container = spec["containers"][0]
     container["name"] = "nccl-preflight"
+    if pre["image"]:
+        container["image"] = pre["image"]
     container["command"] = ["/bin/sh", "-c", "exec " + sweep_command(config, plan, pre)]
     container["env"] = [e for e in container.get("env", []) if e.get("name") != "NCCL_DEBUG"] + [
         {"name": "NCCL_DEBUG", "value": "INFO"},
@@ -184,10 +215,11 @@ def preflight_manifests(config, plan, cache, preflight=None):
 
 
 def judge_logs(logs_by_pod, preflight=None, rdma_facts=None):
-    """Judge the pre-flight from the logs of every pod (pod name -> text; pod index 0 prints the table).
+    """Judge the pre-flight from the logs of every pod (pod name -> text; pod index 0 prints the tables).
 
-    Returns passed, reasons, peak_busbw_gbps, transports (nccl_log.transport_report), expected_transport and
-    table (rows for printing: size, busbw out-of-place / in-place, wrong).
+    Returns passed, reasons, peak_busbw_gbps (all-reduce), peaks (per collective), transports
+    (nccl_log.transport_report), expected_transport and table (rows for printing: collective, size, busbw
+    out-of-place / in-place, wrong).
     """
     pre = settings(preflight)
     if not isinstance(logs_by_pod, dict) or not logs_by_pod:
@@ -195,35 +227,42 @@ def judge_logs(logs_by_pod, preflight=None, rdma_facts=None):
     reasons = []
     texts = [logs_by_pod[name] or "" for name in sorted(logs_by_pod)]
     table_text = next((text for text in texts if "# Avg bus bandwidth" in text or "nccl_torch_sweep" in text), None)
-    peak = None
+    peaks = {}
     rows = []
     if table_text is None:
         reasons.append("no pod printed the all-reduce table (rank 0 failed): %s" % _last_lines(texts))
     else:
-        try:
-            parsed = nccl_tests.parse_all_reduce_perf(table_text)
-        except LlmopsError as exc:
-            parsed = None
-            reasons.append(exc.message)
-        if parsed:
+        floors = {"all_reduce": pre["min_busbw_gbps"], "all_to_all": pre["min_all_to_all_busbw_gbps"]}
+        for op, text in nccl_tests.split_sweeps(table_text):
+            try:
+                parsed = nccl_tests.parse_all_reduce_perf(text)
+            except LlmopsError as exc:
+                reasons.append("%s: %s" % (_label(op), exc.message))
+                continue
             peak = nccl_tests.peak_busbw(parsed, min(pre["max_bytes"], nccl_tests.DEFAULT_JUDGE_MIN_BYTES))
-            rows = [
-                {
-                    "size_bytes": row["size_bytes"],
-                    "busbw_out_of_place_gbps": row["out_of_place"]["busbw_gbps"],
-                    "busbw_in_place_gbps": row["in_place"]["busbw_gbps"],
-                    "wrong": (row["out_of_place"]["wrong"] or 0) + (row["in_place"]["wrong"] or 0),
-                }
-                for row in parsed["rows"]
-            ]
-            for row in rows:
-                if row["wrong"]:
-                    reasons.append("%d wrong values at %d bytes" % (row["wrong"], row["size_bytes"]))
-            if pre["min_busbw_gbps"] is not None and peak < float(pre["min_busbw_gbps"]):
-                reasons.append(
-                    "peak bus bandwidth %.2f GB/s is below the required %.2f GB/s"
-                    % (peak, float(pre["min_busbw_gbps"]))
+            peaks[op] = round(peak, 2)
+            for row in parsed["rows"]:
+                wrong = (row["out_of_place"]["wrong"] or 0) + (row["in_place"]["wrong"] or 0)
+                rows.append(
+                    {
+                        "collective": op,
+                        "size_bytes": row["size_bytes"],
+                        "busbw_out_of_place_gbps": row["out_of_place"]["busbw_gbps"],
+                        "busbw_in_place_gbps": row["in_place"]["busbw_gbps"],
+                        "wrong": wrong,
+                    }
                 )
+                if wrong:
+                    reasons.append("%s: %d wrong values at %d bytes" % (_label(op), wrong, row["size_bytes"]))
+            if floors.get(op) is not None and peak < float(floors[op]):
+                reasons.append(
+                    "%s: peak bus bandwidth %.2f GB/s is below the required %.2f GB/s"
+                    % (_label(op), peak, float(floors[op]))
+                )
+        ran = set(peaks) | {row["collective"] for row in rows}
+        for op in pre["collectives"] if pre["collectives"] != "auto" else ():
+            if op not in ran and not any(r.startswith(_label(op)) for r in reasons):
+                reasons.append("%s: no table was printed (the sweep stopped before it)" % _label(op))
     expected, gid_index = pre["expected_transport"] or None, None
     if rdma_facts:
         derived, gid_index = nccl_log.expected_from_rdma(rdma_facts)
@@ -234,11 +273,16 @@ def judge_logs(logs_by_pod, preflight=None, rdma_facts=None):
     return {
         "passed": not reasons,
         "reasons": reasons,
-        "peak_busbw_gbps": round(peak, 2) if peak is not None else None,
+        "peak_busbw_gbps": peaks.get("all_reduce"),
+        "peaks": peaks,
         "transports": nccl_log.transport_report(parsed_log),
         "expected_transport": expected,
         "table": rows,
     }
+
+
+def _label(op):
+    return op.replace("_", "-")
 
 
 def _last_lines(texts, count=5):
@@ -248,11 +292,19 @@ def _last_lines(texts, count=5):
 
 def report_lines(result):
     """What the play prints: one line per size, then the transports and the verdict."""
-    lines = ["%14s  %18s  %18s  %6s" % ("size (B)", "busbw oop (GB/s)", "busbw ip (GB/s)", "wrong")]
+    lines = [
+        "%-10s  %14s  %18s  %18s  %6s" % ("collective", "size (B)", "busbw oop (GB/s)", "busbw ip (GB/s)", "wrong")
+    ]
     for row in result["table"]:
         lines.append(
-            "%14d  %18.2f  %18.2f  %6d"
-            % (row["size_bytes"], row["busbw_out_of_place_gbps"], row["busbw_in_place_gbps"], row["wrong"])
+            "%-10s  %14d  %18s  %18s  %6d"
+            % (
+                _label(row.get("collective", "all_reduce")),
+                row["size_bytes"],
+                _gbps(row["busbw_out_of_place_gbps"]),
+                _gbps(row["busbw_in_place_gbps"]),
+                row["wrong"],
+            )
         )
     transports = result["transports"]
     lines.append(
@@ -265,9 +317,14 @@ def report_lines(result):
             {True: "yes", False: "no", None: "-"}[transports["gdr"]],
         )
     )
+    peaks = result.get("peaks") or {"all_reduce": result["peak_busbw_gbps"]}
     lines.append(
-        "PASSED: peak %s GB/s" % result["peak_busbw_gbps"]
+        "PASSED: peak " + ", ".join("%s %s GB/s" % (_label(op), peak) for op, peak in sorted(peaks.items()))
         if result["passed"]
         else "FAILED: " + "; ".join(result["reasons"])
     )
     return lines
+
+
+def _gbps(value):
+    return "N/A" if value is None else "%.2f" % value

@@ -164,14 +164,30 @@ def _looks_numeric(tokens):
 
 
 def _side(fields):
+    """One placement's columns; an op without an in-place form (all-to-all in the torch sweep) prints N/A."""
     if len(fields) < 4:
         raise IndexError("short row")
     return {
-        "time_us": float(fields[0]),
-        "algbw_gbps": float(fields[1]),
-        "busbw_gbps": float(fields[2]),
+        "time_us": _number(fields[0]),
+        "algbw_gbps": _number(fields[1]),
+        "busbw_gbps": _number(fields[2]),
         "wrong": _number(fields[3]),
     }
+
+
+_SWEEP_OP_RE = re.compile(r"^# nccl_torch_sweep op (?P<op>\w+)", re.MULTILINE)
+
+
+def split_sweeps(text):
+    """[(op, text)] for each sweep in one output: the torch sweep starts each with "# nccl_torch_sweep op <op>".
+
+    Output without that line (all_reduce_perf, older sweeps) is one all-reduce.
+    """
+    starts = list(_SWEEP_OP_RE.finditer(text or ""))
+    if not starts:
+        return [("all_reduce", text or "")]
+    ends = [match.start() for match in starts[1:]] + [len(text)]
+    return [(match.group("op"), text[match.start() : end]) for match, end in zip(starts, ends)]
 
 
 def _tail(text, limit=800):
@@ -227,7 +243,12 @@ def lookup_expected(model, gpu_count, link, table=None):
 def peak_busbw(parsed, min_bytes=0):
     """Best busbw (GB/s) over both placements among rows of at least min_bytes (all rows if none)."""
     rows = [r for r in parsed["rows"] if r["size_bytes"] >= min_bytes] or parsed["rows"]
-    return max(max(r["out_of_place"]["busbw_gbps"], r["in_place"]["busbw_gbps"]) for r in rows)
+    return max(
+        side["busbw_gbps"]
+        for r in rows
+        for side in (r["out_of_place"], r["in_place"])
+        if side["busbw_gbps"] is not None
+    )
 
 
 def judge(

@@ -13,6 +13,9 @@ for real, only the bandwidth means nothing.
 Rank 0 prints rows in all_reduce_perf's layout so nccl_tests.parse_all_reduce_perf reads both tools.
 Out-of-place rows are a device copy into a second buffer followed by an in-place all-reduce (torch
 has no out-of-place all_reduce), so their time includes that copy.
+--ops all_reduce,all_to_all adds an all-to-all sweep (all_to_all_single, alltoall_perf's layout: size is
+what each rank sends in all, busbw = algbw x (n-1)/n); it has no in-place form, so those columns read N/A.
+Each sweep starts with a "# nccl_torch_sweep op <name>" line (nccl_tests.split_sweeps).
 torch is imported inside the functions: importing this module needs only the stdlib.
 """
 
@@ -95,6 +98,9 @@ def _format_side(time_us, algbw, busbw, wrong):
     return "  %7.2f  %6.2f  %6.2f  %6d" % (time_us, algbw, busbw, wrong)
 
 
+OPS = ("all_reduce", "all_to_all")
+
+
 def _worker(local, world, port, args):
     import torch
     import torch.distributed as dist
@@ -108,58 +114,109 @@ def _worker(local, world, port, args):
     max_count = args.max_bytes // 4
     inp = torch.empty(max_count, dtype=torch.float32, device=device)
     out = torch.empty(max_count, dtype=torch.float32, device=device)
-    factor = 2.0 * (world - 1) / world
-    busbws = []
+    for op in args.ops.split(","):
+        _sweep(torch, dist, op, rank, world, inp, out, args)
+    dist.destroy_process_group()
+
+
+def _header(torch, op, world, args):
+    _emit(
+        "# nccl_torch_sweep op %s torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) warmup iters: %d "
+        "iters: %d"
+        % (op, torch.__version__, world, args.min_bytes, args.max_bytes, args.factor, args.warmup, args.iters)
+    )
+    _emit("#\n# Using devices")
+    for index in range(args.gpus if args.device == "cuda" else 0):
+        props = torch.cuda.get_device_properties(index)
+        bus = "0x%02x" % getattr(props, "pci_bus_id", 0)
+        _emit(
+            "#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s] %s"
+            % (index, os.getpid(), socket.gethostname(), index, bus, props.name)
+        )
+    _emit(
+        "#\n#       size         count      type   redop    root     time   algbw   busbw #wrong"
+        "     time   algbw   busbw #wrong"
+    )
+    _emit(
+        "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)  (GB/s)  (GB/s)"
+    )
+    sys.stdout.flush()
+
+
+def _sweep(torch, dist, op, rank, world, inp, out, args):
+    """One op over every size; rank 0 prints the table (nccl-tests' layout) and the average bus bandwidth."""
     if rank == 0:
-        _emit(
-            "# nccl_torch_sweep torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) warmup iters: %d iters: %d"
-            % (torch.__version__, world, args.min_bytes, args.max_bytes, args.factor, args.warmup, args.iters)
-        )
-        _emit("#\n# Using devices")
-        for index in range(args.gpus if device == "cuda" else 0):
-            props = torch.cuda.get_device_properties(index)
-            bus = "0x%02x" % getattr(props, "pci_bus_id", 0)
-            _emit(
-                "#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s] %s"
-                % (index, os.getpid(), socket.gethostname(), index, bus, props.name)
-            )
-        _emit(
-            "#\n#       size         count      type   redop    root     time   algbw   busbw #wrong"
-            "     time   algbw   busbw #wrong"
-        )
-        _emit(
-            "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)            (us)"
-            "  (GB/s)  (GB/s)"
-        )
-        sys.stdout.flush()
+        _header(torch, op, world, args)
+    busbws = []
     for size in _sizes(args.min_bytes, args.max_bytes, args.factor):
-        count = max(size // 4, 1)
+        # all-to-all moves equal chunks to every rank: the count must divide by the world size
+        count = max(size // 4, 1) if op == "all_reduce" else max(size // 4 // world, 1) * world
         size = count * 4
         a, b = inp[:count], out[:count]
-        a.fill_(rank + 1)
-
-        def out_of_place(a=a, b=b):
-            b.copy_(a)
-            dist.all_reduce(b)
-
-        def in_place(a=a):
-            dist.all_reduce(a)
-
-        sides = []
-        for fn, buf in ((out_of_place, b), (in_place, a)):
-            time_us = _time_us(torch, dist, fn, args.iters, args.warmup, device)
+        if op == "all_reduce":
+            sides = []
+            for fn, buf in ((_copy_then_all_reduce(dist, a, b, rank), b), (_all_reduce(dist, a, rank), a)):
+                time_us = _time_us(torch, dist, fn, args.iters, args.warmup, args.device)
+                algbw = size / 1.0e3 / time_us
+                busbw = algbw * 2.0 * (world - 1) / world
+                wrong = _wrong(torch, dist, buf, rank, world)
+                sides.append(_format_side(time_us, algbw, busbw, wrong))
+                busbws.append(busbw)
+            line = "%12d  %12d  %8s  %6s  %6d%s%s" % (size, count, "float", "sum", -1, sides[0], sides[1])
+        else:
+            _fill_chunks(torch, a, rank, world)
+            time_us = _time_us(
+                torch, dist, lambda a=a, b=b: dist.all_to_all_single(b, a), args.iters, args.warmup, args.device
+            )
             algbw = size / 1.0e3 / time_us
-            wrong = _wrong(torch, dist, buf, rank, world)
-            sides.append(_format_side(time_us, algbw, algbw * factor, wrong))
-            busbws.append(algbw * factor)
+            busbw = algbw * (world - 1) / world
+            wrong = _wrong_all_to_all(torch, b, rank, world)
+            busbws.append(busbw)
+            line = "%12d  %12d  %8s  %6s  %6d%s  %7s  %6s  %6s  %6s" % (
+                size,
+                count,
+                "float",
+                "none",
+                -1,
+                _format_side(time_us, algbw, busbw, wrong),
+                "N/A",
+                "N/A",
+                "N/A",
+                "N/A",
+            )
         if rank == 0:
-            _emit("%12d  %12d  %8s  %6s  %6d%s%s" % (size, count, "float", "sum", -1, sides[0], sides[1]))
+            _emit(line)
             sys.stdout.flush()
     if rank == 0:
         _emit("# Out of bounds values : 0 OK")
         _emit("# Avg bus bandwidth    : %g " % (sum(busbws) / len(busbws)))
         _emit("#")
-    dist.destroy_process_group()
+
+
+def _copy_then_all_reduce(dist, a, b, rank):
+    def run():
+        b.copy_(a)
+        dist.all_reduce(b)
+
+    a.fill_(rank + 1)
+    return run
+
+
+def _all_reduce(dist, a, rank):
+    return lambda: dist.all_reduce(a)
+
+
+def _fill_chunks(torch, buf, rank, world):
+    # chunk j of rank r holds r * world + j: after the exchange, chunk j on rank r must hold j * world + r
+    chunk = buf.numel() // world
+    for j in range(world):
+        buf[j * chunk : (j + 1) * chunk].fill_(rank * world + j)
+
+
+def _wrong_all_to_all(torch, buf, rank, world):
+    chunk = buf.numel() // world
+    expected = torch.arange(world, device=buf.device, dtype=buf.dtype) * world + rank
+    return int((buf.view(world, chunk) != expected.view(world, 1)).sum().item())
 
 
 def main(argv=None):
@@ -176,7 +233,10 @@ def main(argv=None):
     parser.add_argument("--factor", type=int, default=2)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--ops", default="all_reduce", help="comma-separated: %s" % ", ".join(OPS))
     args = parser.parse_args(argv)
+    if not args.ops or any(op not in OPS for op in args.ops.split(",")):
+        parser.error("--ops takes a comma-separated list of %s" % ", ".join(OPS))
     world = args.gpus * args.nodes
     if world < 2 or args.gpus < 1 or args.factor < 2 or args.min_bytes < 1 or args.max_bytes < args.min_bytes:
         parser.error("need >= 2 ranks in all, --factor >= 2 and 1 <= --min-bytes <= --max-bytes")

@@ -29,7 +29,7 @@ for dir in "$NODES_DIR"/llmops-real-*/; do [[ -d $dir ]] && nodes+=("$(basename 
 # 1. the node agents first, so nothing restarts the containers
 pids=()
 for name in "${nodes[@]}"; do
-  for agent in kubelet kube-proxy device-plugin containerd; do
+  for agent in vllm-import kubelet kube-proxy device-plugin containerd; do
     f="$TESTBED_STATE/pids/$name-$agent.pid"
     [[ -f $f ]] || continue
     pid="$(cat "$f")"

@@ -106,7 +106,9 @@ fi
 
 # Images: built once (cached by content hash), imported into the nodes' containerd. vllm-cpu (the real vLLM on
 # CPU: make demo, tests/integration/test_vllm_cpu_live.py) is GBs (a cold build downloads ~2.8 GB of PyPI
-# wheels; each import unpacks 5.6 GiB), so it goes to the first real node only, where its pods are pinned.
+# wheels; each import unpacks 5.6 GiB), so the first real node, where its engine pods are pinned, waits for it;
+# the second gets it in the background once the nodes are Ready (the serving pre-flight's gloo stand-in needs
+# torch on every node of a group: tests/integration/test_nccl_preflight_live.py waits for it).
 archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python aws-cli engine-standin)" || die "image build failed"
 vllm_archive="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" vllm-cpu)" || die "vllm-cpu image build failed"
 mapfile -t archives <<< "$archives_list"
@@ -283,3 +285,14 @@ for ((i = 0; i < count; i++)); do
     bash -c "[[ \$(command kubectl --kubeconfig '$TESTBED_KUBECONFIG' get node $name -o jsonpath='{.status.allocatable.nvidia\\.com/gpu}') == 2 ]]"
 done
 log "real nodes ready: $(for ((i = 0; i < count; i++)); do printf '%s ' "$(node_name "$i")"; done)"
+
+# vllm-cpu into the other real nodes, in the background; a line in their images.imported says it is done.
+for ((i = 1; i < count; i++)); do
+  name="$(node_name "$i")" dir="$NODES_DIR/$(node_name "$i")"
+  grep -qxF "$vllm_archive" "$dir/images.imported" 2>/dev/null && continue
+  running "$name-vllm-import" && continue
+  log "$name: importing vllm-cpu in the background (log: $NODES_DIR/$name-vllm-import.log)"
+  # shellcheck disable=SC2016 # $1 and $2 belong to the inner bash
+  start "$name-vllm-import" nice -n 10 bash -c 'ctr --address "$1/containerd/containerd.sock" -n k8s.io images import "$2" &&
+    echo "$2" >> "$1/images.imported"' sh "$dir" "$vllm_archive"
+done

@@ -8,9 +8,70 @@ import socket
 import struct
 import urllib.error
 import urllib.request
+import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SITE = "/usr/local/lib/python3.11/dist-packages"
+
+STANDIN_IMAGE = "docker.io/lmsysorg/sglang:v0.5.23"  # inference_server_images.sglang, built as the stand-in
+MODEL_ID = "llmops/tiny-standin"
+# 2 nodes x 1 simulated GPU, tp 2: half of the bed's real nodes (2 GPUs each), so `make demo`'s vLLM pod
+# (1 GPU) may stay up while the tests run.
+PLAN = {
+    "engine": "sglang",
+    "nodes": 2,
+    "accelerators_per_node": 1,
+    "accelerators_used": 2,
+    "tensor_parallel": 2,
+    "pipeline_parallel": 1,
+    "data_parallel": 1,
+    "expert_parallel": 1,
+    "attention_data_parallel": 1,
+    "engine_args": ["--tp-size", "2", "--nnodes", "2", "--context-length", "2048"],
+    "multi_node": {"launcher": "sglang", "required": True},
+    "fits": True,
+    "reasons": [],
+    "warnings": [],
+    "model": {"id": MODEL_ID, "parameters": 1000000},
+    "weights_gib_total": 0.01,
+    "context_length": 2048,
+}
+
+
+def fill_host_models(namespace):
+    """The hostPath cache folder, filled as the staging Jobs would (model files + the completion stamp the
+    model-wait init container checks). The real nodes' containerd runs on this machine, so their hostPath
+    is this machine's folder. The caller removes it."""
+    base = "/tmp/llmops-standin-%s" % namespace
+    model = make_model(os.path.join(base, MODEL_ID.replace("/", "--")), shards=3)
+    with open(os.path.join(model, ".llmops-complete"), "w") as handle:
+        handle.write("modelscope|%s||" % MODEL_ID)
+    os.chmod(base, 0o755)
+    return base
+
+
+def group_vars(namespace, host_models, real_nodes, name):
+    """Extra vars that put inventories/testbed's serve stage on the real nodes: the PLAN group of the stand-in,
+    its model from ``host_models``, a fresh API key."""
+    return {
+        "llmops_namespace": namespace,
+        "llmops_model_id": MODEL_ID,
+        "llmops_served_model_name": name,
+        "llmops_accelerators_per_node": 1,
+        "serving_plan_override": PLAN,
+        "model_cache_host_path": host_models,
+        "model_cache_model_gib": 1,
+        "model_cache_stage_nodes": real_nodes,
+        "model_cache_wait_image": STANDIN_IMAGE,
+        "inference_server_rdma_resources": {"rdma/ib": 1},
+        "inference_server_cpu": "1",
+        "inference_server_memory": "2Gi",
+        "inference_server_shm_gib": 1,
+        "inference_server_node_selector": {"type": "real"},
+        "inference_server_tolerations": [{"key": "llmops.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+        "inference_server_api_key": "sk-standin-" + uuid.uuid4().hex,
+        "inference_server_render_api_key_secret": True,
+    }
 
 
 def image_build():

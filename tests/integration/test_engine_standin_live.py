@@ -17,44 +17,20 @@ import json
 import os
 import shutil
 import time
-import uuid
 
 import pytest
 import yaml
 from kubernetes import dynamic
 from kubernetes.client.rest import ApiException
 from render_helpers import run_render
-from standin_support import http, make_model
+from standin_support import fill_host_models, group_vars, http
 from testbed_support import KUBECONFIG, volcano_running, wait_for
 
 NODES_STATE = os.path.join(os.path.dirname(KUBECONFIG), "nodes")  # beside the bed the tests use
-IMAGE = "docker.io/lmsysorg/sglang:v0.5.23"  # inference_server_images.sglang, built as the stand-in
 NAME = "tiny"
-MODEL_ID = "llmops/tiny-standin"
 # What applies from the render: the group and what it needs (the staging Jobs run the download image, which
 # the stand-in test does not use: the test fills the hostPath folder itself, as a staging Job would).
 APPLIED = ("ConfigMap", "Secret", "LeaderWorkerSet", "Service", "PodDisruptionBudget")
-# 2 nodes x 1 simulated GPU, tp 2: half of the bed's real nodes (2 GPUs each), so `make demo`'s vLLM pod
-# (1 GPU) may stay up while the tests run.
-PLAN = {
-    "engine": "sglang",
-    "nodes": 2,
-    "accelerators_per_node": 1,
-    "accelerators_used": 2,
-    "tensor_parallel": 2,
-    "pipeline_parallel": 1,
-    "data_parallel": 1,
-    "expert_parallel": 1,
-    "attention_data_parallel": 1,
-    "engine_args": ["--tp-size", "2", "--nnodes", "2", "--context-length", "2048"],
-    "multi_node": {"launcher": "sglang", "required": True},
-    "fits": True,
-    "reasons": [],
-    "warnings": [],
-    "model": {"id": MODEL_ID, "parameters": 1000000},
-    "weights_gib_total": 0.01,
-    "context_length": 2048,
-}
 
 
 def log(message):
@@ -72,14 +48,7 @@ def real_nodes(core):
 
 @pytest.fixture(scope="module")
 def host_models(namespace):
-    """The hostPath cache folder, filled as the staging Jobs would (model files + the completion stamp the
-    model-wait init container checks). The real nodes' containerd runs on this machine, so their hostPath
-    is this machine's folder."""
-    base = "/tmp/llmops-standin-%s" % namespace
-    model = make_model(os.path.join(base, MODEL_ID.replace("/", "--")), shards=3)
-    with open(os.path.join(model, ".llmops-complete"), "w") as handle:
-        handle.write("modelscope|%s||" % MODEL_ID)
-    os.chmod(base, 0o755)
+    base = fill_host_models(namespace)
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
@@ -91,26 +60,7 @@ def rendered(namespace, host_models, real_nodes, tmp_path_factory):
 
 
 def render_group(namespace, host_models, real_nodes, folder, applied=APPLIED, **more):
-    api_key = "sk-standin-" + uuid.uuid4().hex
-    extra = {
-        "llmops_namespace": namespace,
-        "llmops_model_id": MODEL_ID,
-        "llmops_served_model_name": NAME,
-        "llmops_accelerators_per_node": 1,
-        "serving_plan_override": PLAN,
-        "model_cache_host_path": host_models,
-        "model_cache_model_gib": 1,
-        "model_cache_stage_nodes": real_nodes,
-        "model_cache_wait_image": IMAGE,
-        "inference_server_rdma_resources": {"rdma/ib": 1},
-        "inference_server_cpu": "1",
-        "inference_server_memory": "2Gi",
-        "inference_server_shm_gib": 1,
-        "inference_server_node_selector": {"type": "real"},
-        "inference_server_tolerations": [{"key": "llmops.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
-        "inference_server_api_key": api_key,
-        "inference_server_render_api_key_secret": True,
-    }
+    extra = group_vars(namespace, host_models, real_nodes, NAME)
     extra.update(more)
     vars_file = os.path.join(folder, "vars.json")
     with open(vars_file, "w") as handle:

@@ -71,6 +71,9 @@ def test_gloo_stand_in_and_bad_settings():
     cache = cache["layout"]
     job = nccl_preflight.preflight_manifests(config, plan, cache, {"backend": "gloo", "device": "cpu"})[2]
     assert "--backend gloo --device cpu" in job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == config["image"]
+    other = nccl_preflight.preflight_manifests(config, plan, cache, {"image": "registry.local/torch:cpu"})[2]
+    assert other["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/torch:cpu"
     for bad in (
         {"backend": "mpi"},
         {"backend": "nccl", "device": "cpu"},
@@ -116,3 +119,64 @@ def test_a_rank_that_printed_nothing_and_a_bandwidth_floor():
     assert not slow["passed"] and "below the required 1000.00 GB/s" in slow["reasons"][0]
     with pytest.raises(LlmopsError):
         nccl_preflight.judge_logs({})
+
+
+def _command(job):
+    return job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+
+
+def test_all_to_all_joins_when_expert_parallelism_spans_nodes():
+    config, plan, cache = case("deepseek-r1-2x8-a800-sglang")
+    cache = cache["layout"]
+    # TP 16 with EP 1: every expert lives on every rank, no token crosses a node in a dispatch
+    assert _command(nccl_preflight.preflight_manifests(config, plan, cache)[2]).endswith("--ops all_reduce")
+    ep_plan = dict(plan, expert_parallel=16)
+    assert _command(nccl_preflight.preflight_manifests(config, ep_plan, cache)[2]).endswith(
+        "--ops all_reduce,all_to_all"
+    )
+    # EP inside one node (8 of 8 GPUs) needs no cross-node all-to-all; asked for explicitly it runs anyway
+    assert _command(nccl_preflight.preflight_manifests(config, dict(plan, expert_parallel=8), cache)[2]).endswith(
+        "--ops all_reduce"
+    )
+    forced = nccl_preflight.preflight_manifests(config, plan, cache, {"collectives": ["all_reduce", "all_to_all"]})
+    assert _command(forced[2]).endswith("--ops all_reduce,all_to_all")
+    for bad in (["all_to_all"], ["all_reduce", "broadcast"], [], "sometimes"):
+        with pytest.raises(LlmopsError, match="preflight collectives"):
+            nccl_preflight.preflight_manifests(config, plan, cache, {"collectives": bad})
+
+
+def test_real_all_to_all_over_nvlink_passes_and_both_tables_print():
+    """Recorded on 2 x H200 (benchmarks/device/all_to_all_proof.sh): all-to-all has no in-place form (N/A)."""
+    logs = {"p-0": fixture("nccl_tests", "h200x2_torch_sweep_all_to_all.txt")}
+    result = nccl_preflight.judge_logs(logs, {"expected_transport": "nvlink", "collectives": "all_reduce,all_to_all"})
+    assert result["passed"], result["reasons"]
+    assert result["peaks"]["all_reduce"] > 300 and result["peaks"]["all_to_all"] > 300
+    assert result["peak_busbw_gbps"] == result["peaks"]["all_reduce"]
+    a2a = [row for row in result["table"] if row["collective"] == "all_to_all"]
+    assert len(a2a) == 11 and all(row["busbw_in_place_gbps"] is None and row["wrong"] == 0 for row in a2a)
+    lines = nccl_preflight.report_lines(result)
+    assert any(line.startswith("all-to-all") and line.split()[-2] == "N/A" for line in lines)
+    assert lines[-1].startswith("PASSED: peak all-reduce 3") and "all-to-all 3" in lines[-1]
+
+
+def test_all_to_all_over_shared_memory_fails_by_transport_and_by_its_floor():
+    logs = {"p-0": fixture("nccl_tests", "h200x2_torch_sweep_all_to_all_p2p_disabled.txt")}
+    result = nccl_preflight.judge_logs(
+        logs, {"expected_transport": "nvlink", "min_all_to_all_busbw_gbps": 100, "collectives": "auto"}
+    )
+    assert not result["passed"] and 20 < result["peaks"]["all_to_all"] < 30
+    assert any("via SHM" in reason for reason in result["reasons"])
+    assert any(reason.startswith("all-to-all: peak bus bandwidth") for reason in result["reasons"])
+
+
+def test_gloo_stand_in_all_to_all_and_a_sweep_that_stopped_before_its_all_to_all():
+    text = fixture("nccl_tests", "h200_host_torch_sweep_all_to_all_2nodes_gloo_cpu.txt")
+    settings = {"backend": "gloo", "device": "cpu", "collectives": ["all_reduce", "all_to_all"]}
+    result = nccl_preflight.judge_logs({"p-0": text, "p-1": ""}, settings)
+    assert result["passed"], result["reasons"]
+    assert set(result["peaks"]) == {"all_reduce", "all_to_all"}
+    cut = text[: text.index("# nccl_torch_sweep op all_to_all")]
+    stopped = nccl_preflight.judge_logs({"p-0": cut + "RuntimeError: Connection reset by peer"}, settings)
+    assert not stopped["passed"] and stopped["reasons"] == [
+        "all-to-all: no table was printed (the sweep stopped before it)"
+    ]

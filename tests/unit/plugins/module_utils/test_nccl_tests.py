@@ -173,3 +173,18 @@ def test_sweep_arguments_are_checked_before_torch_is_imported():
     ):
         with pytest.raises(SystemExit):
             nccl_torch_sweep.main(argv)
+
+
+def test_split_sweeps_reads_each_op_and_an_all_reduce_perf_output_is_one():
+    text = fixture("h200x2_torch_sweep_all_to_all.txt")
+    sweeps = nccl_tests.split_sweeps(text)
+    assert [op for op, _ in sweeps] == ["all_reduce", "all_to_all"]
+    a2a = nccl_tests.parse_all_reduce_perf(sweeps[1][1])
+    assert {row["redop"] for row in a2a["rows"]} == {"none"}
+    assert all(
+        row["in_place"] == {"time_us": None, "algbw_gbps": None, "busbw_gbps": None, "wrong": None}
+        for row in a2a["rows"]
+    )
+    assert nccl_tests.peak_busbw(a2a, 1 << 30) > 300
+    plain = fixture("h200x2_all_reduce_perf_p2p_disabled.txt")
+    assert nccl_tests.split_sweeps(plain) == [("all_reduce", plain)]
