@@ -218,6 +218,11 @@ _WORDS = {
 }
 
 
+def transport_words(expected):
+    """How a message names an expected transport ('ib' -> 'NET/IB (InfiniBand)')."""
+    return _WORDS.get(expected, expected)
+
+
 def judge_transport(parsed, expected, expected_gid_index=None, expect_gdr=None):
     """(passed, reasons) for a parsed log against the expected transport.
 

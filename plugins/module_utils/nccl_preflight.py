@@ -270,6 +270,12 @@ def judge_logs(logs_by_pod, preflight=None, rdma_facts=None):
     parsed_log = nccl_log.parse_nccl_log("\n".join(texts))
     if expected and pre["backend"] == "nccl":
         reasons.extend(nccl_log.judge_transport(parsed_log, expected, gid_index, pre["expect_gdr"])[1])
+    elif expected and expected != "socket":
+        # gloo always moves its data over TCP sockets: such a run proves the rendezvous, not the fabric
+        reasons.append(
+            "the collective ran with gloo over TCP sockets, not %s: the engine's NCCL would use the fabric, which this "
+            "run did not test (backend nccl runs it)" % nccl_log.transport_words(expected)
+        )
     return {
         "passed": not reasons,
         "reasons": reasons,

@@ -11,9 +11,10 @@ to create the engine group or stops before it exists.
 Real: ansible-playbook and the role, the kube-apiserver, Job controller, scheduler, kubelets, containerd/runc,
 CNI, CoreDNS, torch.distributed's TCP rendezvous and gloo collectives between two pods on two nodes.
 Simulated: the GPUs and the fabric (gloo runs over the pods' TCP network, so its bandwidth means nothing and no
-NCCL transport exists to judge). The refusal is planted as a bus bandwidth floor gloo cannot reach; the NCCL
-transport refusal (NET/Socket between nodes) is proven on recorded logs (unit tests) and on a real 2-GPU host
-(benchmarks/device/all_to_all_proof.sh, docs/node_health.md).
+NCCL transport exists to judge). Two refusals are planted: a bus bandwidth floor gloo cannot reach, and a fabric
+the site expects (InfiniBand) while the collective ran over TCP sockets (gloo), the socket fallback the
+pre-flight exists to catch. NCCL's own NET/Socket fallback between nodes is proven on recorded logs (unit tests)
+and its SHM fallback on a real 2-GPU host (benchmarks/device/all_to_all_proof.sh, docs/node_health.md).
 """
 
 import json
@@ -132,6 +133,24 @@ def test_a_floor_the_fabric_cannot_reach_stops_the_serve_stage_before_the_group_
     pods = preflight_pods(core, namespace)
     assert sorted(pod.spec.node_name for pod in pods) == sorted(real_nodes), [p.spec.node_name for p in pods]
     assert all(pod.status.phase == "Succeeded" for pod in pods), [p.status.phase for p in pods]
+
+
+def test_a_collective_over_tcp_where_infiniband_is_expected_stops_the_serve_stage(
+    ansible_playbook, api_client, namespace, host_models, real_nodes, torch_on_every_node, tmp_path
+):
+    result = serve(
+        ansible_playbook,
+        tmp_path,
+        namespace,
+        host_models,
+        real_nodes,
+        inference_server_preflight_expected_transport="ib",
+    )
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "the collective ran with gloo over TCP sockets, not NET/IB (InfiniBand)" in result.output, result.output[
+        -4000:
+    ]
+    assert groups(api_client, namespace) == []
 
 
 def test_the_preflight_passes_prints_its_table_and_the_group_is_created(

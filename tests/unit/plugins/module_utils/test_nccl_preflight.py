@@ -180,3 +180,18 @@ def test_gloo_stand_in_all_to_all_and_a_sweep_that_stopped_before_its_all_to_all
     assert not stopped["passed"] and stopped["reasons"] == [
         "all-to-all: no table was printed (the sweep stopped before it)"
     ]
+
+
+def test_gloo_cannot_prove_a_fabric_the_facts_say_exists():
+    """The stand-in's recorded gloo run judged where the RDMA facts say InfiniBand: TCP sockets carried it."""
+    text = fixture("nccl_tests", "h200_host_torch_sweep_all_to_all_2nodes_gloo_cpu.txt")
+    facts = {"devices": [{"name": "mlx5_0", "ports": [{"port": 1, "state": "ACTIVE", "link_layer": "InfiniBand"}]}]}
+    result = nccl_preflight.judge_logs({"p-0": text}, {"backend": "gloo", "device": "cpu"}, rdma_facts=facts)
+    assert not result["passed"] and result["expected_transport"] == "ib"
+    assert result["reasons"] == [
+        "the collective ran with gloo over TCP sockets, not NET/IB (InfiniBand): the engine's NCCL would use the "
+        "fabric, which this run did not test (backend nccl runs it)"
+    ]
+    assert nccl_preflight.judge_logs(
+        {"p-0": text}, {"backend": "gloo", "device": "cpu", "expected_transport": "socket"}
+    )["passed"]
