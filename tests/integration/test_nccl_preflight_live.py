@@ -34,6 +34,11 @@ NAME = "tiny-pf"
 EP_PLAN = dict(PLAN, expert_parallel=2)
 
 
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
 def log(message):
     print("[preflight-live] %s" % message, flush=True)
 
@@ -55,7 +60,7 @@ def torch_on_every_node(real_nodes):
         listed = os.path.join(NODES_STATE, node, "images.imported")
 
         def imported(listed=listed):
-            return os.path.exists(listed) and "vllm-cpu" in open(listed).read()
+            return os.path.exists(listed) and "vllm-cpu" in read(listed)
 
         try:
             wait_for(imported, timeout=900, interval=5, what="vllm-cpu imported into %s" % node)
@@ -63,7 +68,7 @@ def torch_on_every_node(real_nodes):
             tail = ""
             import_log = os.path.join(NODES_STATE, "%s-vllm-import.log" % node)
             if os.path.exists(import_log):
-                tail = open(import_log).read()[-2000:]
+                tail = read(import_log)[-2000:]
             raise AssertionError("vllm-cpu is not in %s's containerd: %s" % (node, tail or "no import log"))
     log("vllm-cpu present on %s (waited %.0f s)" % (", ".join(real_nodes), time.monotonic() - started))
 
