@@ -27,6 +27,7 @@ import test_engine_standin_live as standin
 import yaml
 from kubernetes import client, dynamic
 from render_helpers import run_render
+from standin_support import PLAN
 from testbed_support import KUBECONFIG, ROOT
 
 KUBECTL = os.environ.get("TESTBED_KUBECTL") or os.path.join(ROOT, ".build", "testbed", "bin", "kubectl")
@@ -36,7 +37,7 @@ if not os.path.exists(KUBECTL):
 NOT_ON_THE_BED = {"Gateway", "HTTPRoute", "ScaledObject", "DestinationRule"}
 NOWHERE = {"llmops.io/autoscaling-test-no-node": "true"}
 STANDIN_NAME = standin.NAME
-STANDIN_PLAN = standin.PLAN
+STANDIN_PLAN = PLAN
 # The stand-in test's fixtures (its real nodes, its model folder, its rendered group), used here by name.
 real_nodes = standin.real_nodes
 host_models = standin.host_models
