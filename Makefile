@@ -41,6 +41,7 @@ venv: $(STAMP) $(COLLECTION_LINK) ## create .venv with the pinned dependencies
 DEMO_INVENTORY ?= inventories/testbed-vllm-cpu
 
 demo: venv cluster-up ## main job: deploy playbooks/site.yml to the local test bed ($(DEMO_INVENTORY))
+	$(if $(findstring vllm-cpu,$(DEMO_INVENTORY)),bash scripts/testbed/wait-images.sh llmops-real-0)
 	$(BIN)/ansible-playbook -i $(DEMO_INVENTORY) playbooks/site.yml
 	@echo ">>> deployed to the test bed: KUBECONFIG=$(CURDIR)/.state/testbed/kubeconfig" \
 	  "$(CURDIR)/.build/testbed/bin/kubectl -n llmops-demo get lws,deploy,pods -o wide"

