@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SWEEP=$ROOT/plugins/module_utils/nccl_torch_sweep.py
 export NCCL_DEBUG=INFO NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-ARGS=(--min-bytes 1048576 --max-bytes 1073741824 --iters 10 --warmup 3 --ops all_reduce,all_to_all)
+ARGS=(--min-bytes 1048576 --max-bytes 1073741824 --iters 10 --warmup 3 --ops "all_reduce,all_to_all")
 python3 "$SWEEP" --gpus 2 "${ARGS[@]}" > "$OUT/a2a-nvlink.txt" 2>&1
 echo "nvlink rc=$?"
 NCCL_P2P_DISABLE=1 python3 "$SWEEP" --gpus 2 "${ARGS[@]}" > "$OUT/a2a-shm.txt" 2>&1
