@@ -208,14 +208,14 @@ def judge_health(health, require_detect_ip=True):
     return reasons
 
 
-def judge(health, parsed=None, ranks=None, expected_busbw=None, tolerance=0.1, min_bytes=None, **options):
+def judge(health, parsed=None, ranks=None, expected_busbw=None, tolerance=0.1, min_bytes=None, require_detect_ip=True):
     """Return (passed, reasons, peak busbw or None).
 
     health: [{"device", "net_health", "link"}] (empty when only a test output is judged); parsed: the
     parse_all_reduce_test result or None when the bandwidth test did not run; ranks: the number of NPUs the
     test ran on. Bandwidth is judged on bus bandwidth (see the module docstring) by nccl_tests.judge.
     """
-    reasons = judge_health(health, options.get("require_detect_ip", True))
+    reasons = judge_health(health, require_detect_ip)
     peak = None
     if parsed is not None:
         rows = with_busbw(parsed, ranks)

@@ -240,11 +240,18 @@ def read_output(value):
         raise LlmopsError("hccl_output is neither all_reduce_test output nor a readable file: %s" % exc)
 
 
-def expectation(params, model, npus):
+def expectation(module, model, npus, judged):
+    """(expected busbw, source); warns when an all-reduce is judged without one."""
+    params = module.params
     expected, entry = hccl.lookup_expected(model, npus, params["expected_table"])
     source = entry.get("source", "expected_table") if entry else None
     if params["expected_busbw_gbps"] is not None:
         expected, source = params["expected_busbw_gbps"], "expected_busbw_gbps argument"
+    if judged and expected is None:
+        module.warn(
+            "No expected bus bandwidth for %s x%d: only the result checks are judged; set expected_busbw_gbps or "
+            "expected_table" % (model or "an unnamed NPU", npus)
+        )
     return expected, source
 
 
@@ -294,31 +301,39 @@ def judge_output(module):
     _min, _max, judge_min = sizes(params)
     parsed = hccl.parse_all_reduce_test(read_output(params["hccl_output"]))
     model = params["npu_model"] or ""
-    expected, source = expectation(params, model, params["npus"])
-    passed, reasons, peak = hccl.judge(
-        [], parsed, params["npus"], expected, params["tolerance"], judge_min, require_detect_ip=True
-    )
+    expected, source = expectation(module, model, params["npus"], True)
+    passed, reasons, peak = hccl.judge([], parsed, params["npus"], expected, params["tolerance"], judge_min)
     rows = hccl.with_busbw(parsed, params["npus"])
-    return result(passed, reasons, [], rows, peak, expected, source, "hccl_test", None, [], model, params["npus"], 0.0)
+    return result(
+        [],
+        rows,
+        peak,
+        expected,
+        source,
+        passed=passed,
+        reasons=reasons,
+        tool="hccl_test",
+        npu_model=model,
+        npu_count=params["npus"],
+    )
 
 
-def result(passed, reasons, health, rows, peak, expected, source, tool, skipped, command, model, count, seconds):
-    return {
-        "passed": passed,
-        "reasons": reasons,
+def result(health, rows, peak, expected, source, **extra):
+    """The module's return, the same keys whether it ran the test, judged an output or only read health."""
+    outcome = {
         "health": health,
         "results": rows,
         "peak_busbw_gbps": None if peak is None else round(peak, 2),
         "expected_busbw_gbps": expected,
         "expected_source": source,
-        "tool": tool,
-        "bandwidth_skipped": skipped,
-        "command": command,
-        "npu_model": model,
-        "npu_count": count,
-        "duration_s": round(seconds, 1),
+        "tool": None,
+        "bandwidth_skipped": None,
+        "command": [],
+        "duration_s": 0.0,
         "table": hccl.report_lines(health, rows),
     }
+    outcome.update(extra)
+    return outcome
 
 
 def check(module):
@@ -334,7 +349,7 @@ def check(module):
     tool = ascend.resolve_tool(module.get_bin_path, params["hccn_tool_path"], "hccn_tool_path")
     health = read_health(module, tool, range(count))
 
-    parsed, command, seconds, skipped, extra = None, [], 0.0, None, []
+    parsed, command, seconds, skipped, unmet = None, [], 0.0, None, []
     if params["bandwidth_test"] == "never":
         skipped = "bandwidth_test=never"
     elif module.check_mode:
@@ -360,15 +375,10 @@ def check(module):
             text, seconds = nccl_tests.run_sweep(command, env, params["timeout"])
             parsed = hccl.parse_all_reduce_test(text)
         elif params["bandwidth_test"] == "required":
-            extra.append("bandwidth_test=required but " + skipped)
-    if skipped and not extra:
+            unmet.append("bandwidth_test=required but " + skipped)
+    if skipped and not unmet:
         module.warn("HCCL all-reduce not run: %s; only net_health and link were checked" % skipped)
-    expected, source = expectation(params, model, npus)
-    if parsed is not None and expected is None:
-        module.warn(
-            "No expected bus bandwidth for %s x%d: only the result checks are judged; set expected_busbw_gbps or "
-            "expected_table" % (model, npus)
-        )
+    expected, source = expectation(module, model, npus, parsed is not None)
     passed, reasons, peak = hccl.judge(
         health,
         parsed,
@@ -378,22 +388,22 @@ def check(module):
         judge_min,
         require_detect_ip=params["require_detect_ip"],
     )
-    reasons.extend(extra)
+    reasons.extend(unmet)
     rows = hccl.with_busbw(parsed, npus) if parsed is not None else []
     return result(
-        not reasons,
-        reasons,
         health,
         rows,
         peak,
         expected,
         source,
-        "hccl_test" if parsed is not None else None,
-        skipped,
-        command,
-        model,
-        npus,
-        seconds,
+        passed=not reasons,
+        reasons=reasons,
+        tool="hccl_test" if parsed is not None else None,
+        bandwidth_skipped=skipped,
+        command=command,
+        npu_model=model,
+        npu_count=npus,
+        duration_s=round(seconds, 1),
     )
 
 

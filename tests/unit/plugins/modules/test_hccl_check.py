@@ -127,6 +127,8 @@ def test_judge_a_users_output_without_running_anything(run, node, empty_path, tm
     assert slow["failed"] and slow["expected_busbw_gbps"] == 100.0 and "below 90.0 GB/s" in slow["msg"]
     assert not (state / "calls.log").exists()  # nothing ran
     assert "needs npus" in run(hccl_check.main, {"hccl_output": path})["msg"]
+    unjudged = run(hccl_check.main, {"hccl_output": path, "npus": 4, "npu_model": "910B3"})  # no table entry for 4
+    assert unjudged["passed"] and unjudged["expected_busbw_gbps"] is None and unjudged["peak_busbw_gbps"] == 35.64
     missing = run(hccl_check.main, {"hccl_output": str(tmp_path / "none.log"), "npus": 8})
     assert "neither all_reduce_test output nor a readable file" in missing["msg"]
     crash = run(hccl_check.main, {"hccl_output": os.path.join(FIXTURES, "hccl_test_socket_timeout.txt"), "npus": 8})
