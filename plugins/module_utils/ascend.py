@@ -354,8 +354,8 @@ def resolve_tool(get_bin_path, name, what):
     path = name if "/" in name else get_bin_path(name)
     if not path or not os.access(path, os.X_OK):
         raise LlmopsError(
-            "%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool) or set "
-            "the path" % (name, what)
+            "%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool in "
+            "/usr/local/Ascend/driver/tools) or set the path" % (name, what)
         )
     return path
 
