@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 import socket
 import struct
@@ -339,5 +340,29 @@ def read_device_network(run, hccn_tool, device):
     return current
 
 
+def read_attribute(run, hccn_tool, device, attribute):
+    """stdout of ``hccn_tool -i N -<attribute> -g`` (a non-zero exit raises LlmopsError with the tool's words)."""
+    return _checked(run, [hccn_tool, "-i", str(device), "-" + attribute, "-g"])
+
+
 def read_link(run, hccn_tool, device):
-    return parse_link(_checked(run, [hccn_tool, "-i", str(device), "-link", "-g"]))
+    return parse_link(read_attribute(run, hccn_tool, device, "link"))
+
+
+def resolve_tool(get_bin_path, name, what):
+    """Absolute path of an Ascend driver tool (a name looked up in PATH, or a path); LlmopsError when missing."""
+    path = name if "/" in name else get_bin_path(name)
+    if not path or not os.access(path, os.X_OK):
+        raise LlmopsError(
+            "%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool in "
+            "/usr/local/Ascend/driver/tools) or set the path" % (name, what)
+        )
+    return path
+
+
+def read_npu_smi(run, npu_smi):
+    """parse_npu_smi_info of ``npu-smi info``; the NPU's position in its list is the id hccn_tool -i takes."""
+    rc, out, err = run([npu_smi, "info"])
+    if rc != 0:
+        raise LlmopsError("npu-smi info exited with %d: %s" % (rc, (err or out).strip()[:300]))
+    return parse_npu_smi_info(out)

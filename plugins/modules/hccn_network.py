@@ -129,13 +129,7 @@ def apply(module):
     if params["host"] not in plan:
         raise LlmopsError("host %s is not in the plan (hosts: %s)" % (params["host"], ", ".join(sorted(plan))))
     desired = plan[params["host"]]
-    name = params["hccn_tool_path"]
-    tool = name if "/" in name else module.get_bin_path(name)
-    if not tool or not os.access(tool, os.X_OK):
-        raise LlmopsError(
-            "hccn_tool not found (hccn_tool_path=%s); it ships with the Ascend driver in "
-            "/usr/local/Ascend/driver/tools" % name
-        )
+    tool = ascend.resolve_tool(module.get_bin_path, params["hccn_tool_path"], "hccn_tool_path")
     current, changes, commands = {}, {}, []
     for index, entry in sorted(desired.items()):
         current[index] = ascend.read_device_network(module.run_command, tool, index)

@@ -74,7 +74,6 @@ problems:
   returned: always
 """
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -82,29 +81,16 @@ from ansible_collections.llmops.inference.plugins.module_utils import ascend
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 
-def resolve_tool(module, name, what):
-    path = name if "/" in name else module.get_bin_path(name)
-    if not path or not os.access(path, os.X_OK):
-        raise LlmopsError(
-            "%s not found (%s); install the Ascend driver (it ships npu-smi and hccn_tool) or set "
-            "the path" % (name, what)
-        )
-    return path
-
-
 def gather(module):
     params = module.params
-    smi = resolve_tool(module, params["npu_smi_path"], "npu_smi_path")
-    rc, out, err = module.run_command([smi, "info"])
-    if rc != 0:
-        raise LlmopsError("npu-smi info exited with %d: %s" % (rc, (err or out).strip()[:300]))
-    info = ascend.parse_npu_smi_info(out)
+    smi = ascend.resolve_tool(module.get_bin_path, params["npu_smi_path"], "npu_smi_path")
+    info = ascend.read_npu_smi(module.run_command, smi)
     npus = info["npus"]
     problems = [
         "NPU %d (%s) health is %s" % (n["npu_id"], n["bus_id"], n["health"]) for n in npus if n["health"] != "OK"
     ]
     if params["network"]:
-        tool = resolve_tool(module, params["hccn_tool_path"], "hccn_tool_path")
+        tool = ascend.resolve_tool(module.get_bin_path, params["hccn_tool_path"], "hccn_tool_path")
         for index, npu in enumerate(npus):
             # hccn_tool -i takes the logical device id: the NPU's position in npu-smi's list
             npu.update(ascend.read_device_network(module.run_command, tool, index))

@@ -6,6 +6,7 @@ state files (fixtures/ascend/README.md says where each shape comes from). Each h
 folder, so the second run really reads what the first one set.
 """
 
+import json
 import os
 
 import yaml
@@ -82,3 +83,61 @@ def test_overlapping_plan_fails_before_any_address_is_set(ansible_playbook, tmp_
     for state in states.values():
         calls = state / "calls.log"
         assert not calls.exists() or _sets(state) == []
+
+
+def _hccl_test(tmp_path):
+    """A fake hccl_test bin folder and mpirun: all_reduce_test prints Huawei's published 8-NPU run."""
+    bindir = tmp_path / "hccl_test" / "bin"
+    bindir.mkdir(parents=True)
+    binary = bindir / "all_reduce_test"
+    binary.write_text('#!/bin/sh\necho "$@" > "%s/args"\ncat "$HCCL_FIXTURE"\n' % bindir)
+    mpirun = tmp_path / "mpirun"
+    mpirun.write_text('#!/bin/sh\nwhile [ "$1" != "-n" ]; do shift; done; shift 2; exec "$@"\n')
+    for tool in (binary, mpirun):
+        tool.chmod(0o755)
+    return {
+        "ascend_npu_network_hccl_test_path": str(bindir),
+        "ascend_npu_network_mpirun_path": str(mpirun),
+        "ascend_npu_network_hccl_env": {"HCCL_FIXTURE": os.path.join(FIXTURES, "hccl_test_all_reduce_8p.txt")},
+    }
+
+
+def test_npu_health_and_hccl_all_reduce_after_the_network(ansible_playbook, tmp_path):
+    """hccl_check runs in the role after the addresses are set: health on every NPU, the all-reduce when
+    hccl_test is there, the table printed; a planted fault stops the host naming both NPUs.
+
+    No NPU here: npu-smi, hccn_tool, mpirun and all_reduce_test are scripts printing recorded output
+    (fixtures/ascend/README.md); ansible-playbook, the role and the module run for real."""
+    plan = {"node01": {"base": "10.197.90.10"}, "node02": {"base": "10.197.90.20"}}
+    inventory, states = _inventory(tmp_path, plan)
+    extra = dict(_hccl_test(tmp_path), ascend_npu_network_hccl_expected_busbw_gbps=40.0)
+    ok = ansible_playbook("playbooks/prepare_nodes.yml", "-i", inventory, "-e", json.dumps(extra), "--limit", "node01")
+    assert ok.returncode == 0, ok.output
+    assert "41.58" in ok.output and "all_reduce_test -b 8192 -e 1073741824" not in ok.output
+    assert (tmp_path / "hccl_test" / "bin" / "args").read_text().split()[:4] == ["-b", "8192", "-e", "1073741824"]
+    health_reads = [c for c in (states["node01"] / "calls.log").read_text().splitlines() if "-net_health -g" in c]
+    assert len(health_reads) == 8
+    # check mode on the configured host: the read-only health reads run, the all-reduce does not
+    (tmp_path / "hccl_test" / "bin" / "args").unlink()
+    check = ansible_playbook(
+        "playbooks/prepare_nodes.yml", "-i", inventory, "-e", json.dumps(extra), "--limit", "node01", "--check"
+    )
+    assert check.returncode == 0, check.output
+    assert "all-reduce not run: check mode" in check.output and not (tmp_path / "hccl_test" / "bin" / "args").exists()
+
+    # NPU 3's probe times out, NPU 6 has no route to its detect IP (a link DOWN stops the host earlier, in
+    # npu_facts; hccl_check's own link judgement is covered by tests/unit/plugins/modules/test_hccl_check.py)
+    (states["node02"] / "dev3.net_health").write_text("Receive timeout\n")
+    (states["node02"] / "dev6.net_health").write_text("Unreachable\n")
+    failed = ansible_playbook(
+        "playbooks/prepare_nodes.yml",
+        "-i",
+        inventory,
+        "-e",
+        json.dumps({"ascend_npu_network_hccl_bandwidth_test": "never"}),
+        "--limit",
+        "node02",
+    )
+    assert failed.returncode != 0
+    assert "NPU 3 net_health is Receive timeout" in failed.output and "NPU 6 net_health is Unreachable" in failed.output
+    assert "hccn_tool -i 3 -netdetect -g" in failed.output

@@ -32,6 +32,14 @@ BASELINES = {
         "count": 1,
     },
     "gpu_facts": {"nvidia_smi_path": MISSING, "proc_root": "{tmp}"},
+    "hccl_check": {
+        "npu_smi_path": MISSING,
+        "hccn_tool_path": MISSING,
+        "hccl_test_path": "{tmp}",
+        "mpirun_path": MISSING,
+        "health_wait": 0,
+        "timeout": 5,
+    },
     "hccn_network": {
         "host": "npu-0",
         "plan": {"npu-0": {"base": "10.0.0.10"}},
