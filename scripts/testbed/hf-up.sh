@@ -6,9 +6,9 @@
 # (/<repo>/resolve/<rev>/<file>) that huggingface_hub's snapshot_download calls under HF_ENDPOINT. Offline,
 # olah never asks huggingface.co (not reachable here): it answers from its local mirrors only.
 # Listens where MinIO does (lib.sh testbed_host: the real nodes' bridge, or loopback), state under
-# .state/testbed/hf (olah.toml, the git repository, olah.log, endpoint, revision), pid in
-# .state/testbed/pids/hf.pid. Called by cluster-up.sh after s3-up.sh (TESTBED_HF=0 skips it);
-# cluster-down.sh stops it by its pid file and removes the state.
+# .state/testbed/hf (olah.toml, the git repository, olah.log; endpoint, revision and venv: files a test
+# reads), pid in .state/testbed/pids/hf.pid. Called by cluster-up.sh after s3-up.sh (TESTBED_HF=0 skips
+# it); cluster-down.sh stops it by its pid file and removes the state.
 # olah and its dependencies are installed once, exactly as pinned, into a venv under
 # ~/.cache/llmops-inference/testbed/hf-<key> (the key hashes the pins and the host's Python).
 # Env: TESTBED_HF_PORT (default 9410); TESTBED_HF_HOST (default: testbed_host); TESTBED_MODEL_DIR, the model
@@ -116,4 +116,5 @@ fi
 served="$(served_revision)" || die "olah on $endpoint does not serve $repo_id; see $state/olah.log"
 [[ $served == "$revision" ]] || die "olah serves $repo_id at $served, not $revision"
 echo "$revision" > "$state/revision"
+echo "$venv" > "$state/venv"  # its huggingface_hub is the pinned client, for downloads on the host
 log "HF: HF_ENDPOINT=$endpoint serves $repo_id (main = $revision)"
