@@ -80,11 +80,14 @@ def mirror(tmp_path_factory):
         assert f"HF_ENDPOINT=http://127.0.0.1:{port} serves {REPO_ID}" in started.stderr
         yield Mirror(state)
     finally:
-        if pidfile.exists():
-            pid = int(pidfile.read_text())
-            # ours only while its command line names our state folder (as cluster-down.sh checks)
+        pid = int(pidfile.read_text()) if pidfile.exists() else 0
+        try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                assert str(state).encode() in handle.read()
+                ours = pid > 0 and str(state).encode() in handle.read()
+        except FileNotFoundError:  # exited already
+            ours = False
+        # ours only while its command line names our state folder (as cluster-down.sh checks)
+        if ours:
             os.kill(pid, signal.SIGTERM)
             for _ in range(100):
                 try:
