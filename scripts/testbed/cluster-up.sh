@@ -5,6 +5,7 @@
 # the real LeaderWorkerSet controller with its webhooks on loopback.
 # TESTBED_REAL_NODES=N (default 2; 0 = kwok nodes only) real kubelet nodes (scripts/testbed/nodes-up.sh).
 # TESTBED_S3=0 skips the S3 model source (MinIO, scripts/testbed/s3-up.sh).
+# TESTBED_HF=0 skips the Hugging Face mirror of the same model (olah, scripts/testbed/hf-up.sh).
 # Kubeconfig: .state/testbed/kubeconfig. Env: TESTBED_ASCEND=1 adds the Ascend node;
 # TESTBED_CRDS_DIR overrides ../shared/crds.
 set -euo pipefail
@@ -82,6 +83,10 @@ fi
 # the S3 model source (MinIO on the real nodes' bridge, or loopback), after the nodes made the bridge
 if [[ ${TESTBED_S3:-1} == 1 ]]; then
   bash "$TESTBED_REPO_ROOT/scripts/testbed/s3-up.sh"
+fi
+# the huggingface source: a real Hub mirror serving the same model folder, on the same address
+if [[ ${TESTBED_HF:-1} == 1 ]]; then
+  bash "$TESTBED_REPO_ROOT/scripts/testbed/hf-up.sh"
 fi
 
 log "cluster ready in $((SECONDS - start))s; export KUBECONFIG=$TESTBED_KUBECONFIG"

@@ -21,6 +21,24 @@ TESTBED_NODE_MODULES=(coredns node minio)
 log() { printf '>>> [testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR [testbed]: %s\n' "$*" >&2; exit 1; }
 
+# The address a server of the bed listens on: the host side of the real nodes' bridge (10.213.0.1, which pods on
+# llmops-real-* reach; it exists while real nodes run, nodes-up.sh) or 127.0.0.1 when no real node runs.
+testbed_host() {
+  if ip -4 addr show dev llmtb0 2>/dev/null | grep -q 'inet 10\.213\.0\.1/'; then echo 10.213.0.1; else echo 127.0.0.1; fi
+}
+
+# The test model folder every model source of the bed serves (s3-up.sh, hf-up.sh): TESTBED_MODEL_DIR when set,
+# else the tiny real Qwen2 that make_model.py writes once into .state/testbed/s3/model-src/tiny-qwen2 (the
+# real-node inventories' planner reads its config.json there). Prints the folder.
+testbed_model_dir() {
+  local dir="${TESTBED_MODEL_DIR:-$TESTBED_STATE/s3/model-src/tiny-qwen2}"
+  if [[ -z ${TESTBED_MODEL_DIR:-} && ! -f $dir/config.json ]]; then
+    rm -rf "$dir.tmp" && python3 "$TESTBED_REPO_ROOT/scripts/testbed/make_model.py" "$dir.tmp" >&2 && mv "$dir.tmp" "$dir"
+  fi
+  [[ -f $dir/config.json ]] || die "the model folder $dir has no config.json"
+  printf '%s\n' "$dir"
+}
+
 # Where build.sh links the binaries of the current pins (per checkout, so worktrees with other pins do not clash).
 TESTBED_BIN="$TESTBED_REPO_ROOT/.build/testbed/bin"
 

@@ -8,7 +8,7 @@
 # MinIO's own client, mc (`mc mirror --overwrite --remove`: a second run uploads nothing). Called by
 # cluster-up.sh; cluster-down.sh stops the server by its pid file and removes the state.
 # Env: TESTBED_S3_PORT (default 9400); TESTBED_MODEL_DIR, the model folder to upload (default: the
-# folder model_maker writes, once, under the state dir).
+# folder lib.sh's testbed_model_dir writes, once, under the state dir).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -18,12 +18,9 @@ creds="$state/credentials.env"
 port="${TESTBED_S3_PORT:-9400}"
 bucket=llmops-models
 prefix=tiny-qwen2
-# The command that writes the default model folder (its last argument is the folder): the tiny real Qwen2.
-model_maker=(python3 "$TESTBED_REPO_ROOT/scripts/testbed/make_model.py")
 mkdir -p "$state/data" "$TESTBED_STATE/pids"
 
-# The bridge exists while real nodes run (nodes-up.sh); pods reach the host there.
-if ip -4 addr show dev llmtb0 2>/dev/null | grep -q 'inet 10\.213\.0\.1/'; then host=10.213.0.1; else host=127.0.0.1; fi
+host="$(testbed_host)"
 endpoint="http://$host:$port"
 
 if [[ ! -s $creds ]]; then
@@ -71,11 +68,8 @@ else
   log "S3: MinIO ready in $((SECONDS - start))s"
 fi
 
-# The model folder: TESTBED_MODEL_DIR, else the one model_maker writes (once).
-model_dir="${TESTBED_MODEL_DIR:-$state/model-src/$prefix}"
-if [[ -z ${TESTBED_MODEL_DIR:-} && ! -f $model_dir/config.json ]]; then
-  rm -rf "$model_dir.tmp" && "${model_maker[@]}" "$model_dir.tmp" && mv "$model_dir.tmp" "$model_dir"
-fi
+# The model folder: TESTBED_MODEL_DIR, else the tiny Qwen2 written once under the state dir.
+model_dir="$(testbed_model_dir)"
 # mc reads the alias (with the keys) from MC_HOST_<alias> in its environment, not from argv.
 upload_start=$SECONDS
 mirrored="$(
