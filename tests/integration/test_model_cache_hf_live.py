@@ -21,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 from test_model_cache_s3_live import NODES, NODES_STATE, PLAN, SCRIPT, TOLERATION, job_pods, outcome, run
-from testbed_support import KUBECONFIG, wait_for
+from testbed_support import KUBECONFIG, wait_for, wait_for_vllm_image
 
 HF_STATE = os.environ.get("TESTBED_HF_STATE", os.path.join(os.path.dirname(KUBECONFIG), "hf"))
 REPO_ID = "llmops/tiny-qwen2"
@@ -42,19 +42,8 @@ def hf():
     with open(os.path.join(HF_STATE, "revision")) as handle:
         revision = handle.read().strip()
 
-    # vllm-cpu reaches llmops-real-1 in the background after cluster-up (nodes-up.sh): wait for it there
-    def imported():
-        for node in NODES:
-            sock = os.path.join(NODES_STATE, node, "containerd", "containerd.sock")
-            listed = subprocess.run(
-                ["ctr", "--address", sock, "-n", "k8s.io", "images", "ls", "-q"],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if IMAGE not in listed.stdout.split():
-                return False
-        return True
-
-    wait_for(imported, timeout=600, interval=5, what=f"{IMAGE} imported on {', '.join(NODES)}")
+    # cluster-up imports vllm-cpu into the real nodes in the background (nodes-up.sh)
+    wait_for_vllm_image(NODES)
     return {"endpoint": endpoint, "revision": revision}
 
 
