@@ -14,6 +14,15 @@ export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-0}
 export PY_COLORS=0
 
 stages=("$@")
+# At exit: background test runs still going (a stage failed) are stopped; a bed this run started is stopped.
+stop_bed_at_exit=0
+on_exit() {
+  local pid
+  for pid in ${off_bed_pid:-} ${bare_metal_pid:-}; do kill -0 "$pid" 2>/dev/null && pkill -TERM -P "$pid" 2>/dev/null; done
+  if [ "$stop_bed_at_exit" = 1 ]; then bash scripts/testbed/cluster-down.sh > "$ROOT/.build/testbed-down.log" 2>&1; fi
+  return 0
+}
+trap on_exit EXIT
 [ ${#stages[@]} -gt 0 ] || stages=(lint sanity testbed molecule tests)
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 
@@ -66,10 +75,8 @@ PY
 TESTBED_KUBECONFIG=$ROOT/.state/testbed/kubeconfig
 run_testbed() {
   step "test bed up (real control plane, kwok GPU nodes, real kubelet nodes, LWS controller, Volcano scheduler)"
-  if [ ! -e "$TESTBED_KUBECONFIG" ]; then
-    # quietly, so pytest's summary stays the last line printed; the log says what was stopped
-    trap 'bash scripts/testbed/cluster-down.sh > "$ROOT/.build/testbed-down.log" 2>&1' EXIT
-  fi
+  # quietly, so pytest's summary stays the last line printed; the log says what was stopped
+  [ -e "$TESTBED_KUBECONFIG" ] || stop_bed_at_exit=1
   # helm is not part of the cluster, but the add-on roles' live tests drive it
   bash scripts/testbed/build.sh helm
   TESTBED_VOLCANO=${TESTBED_VOLCANO:-1} bash scripts/testbed/cluster-up.sh
@@ -97,26 +104,40 @@ run_pytest() {
 # Two pytest runs side by side, one per core: the tests marked `testbed` (tests/integration/conftest.py: they share
 # the bed's few real-node GPUs and cluster-wide add-ons) one after another, in the foreground; everything else
 # (unit tests, renders: mostly ansible-playbook runs) in the background, its report printed afterwards, then one
-# line with both summaries. (pytest-xdist's --dist loadgroup cannot group them: with pytest 9.2 its group suffix
-# on node ids no longer takes.) PYTEST_SPLIT=0 runs one pytest.
+# line with both results. With every stage (CI) the background run starts right after sanity, beside the bed's
+# start and molecule. (pytest-xdist's --dist loadgroup cannot group them: with pytest 9.2 its group suffix on
+# node ids no longer takes.) PYTEST_SPLIT=0 runs one pytest.
 OFF_BED_LOG=$ROOT/.build/pytest-off-bed.log
+off_bed_pid="" off_bed_base="" off_bed_rc=0
+start_off_bed_tests() {  # start_off_bed_tests PYTEST_ARGS...
+  ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap
+  mkdir -p "$ROOT/.build"
+  off_bed_base=$(mktemp -d "${TMPDIR:-/tmp}/llmops-pytest-off-bed-XXXXXX")
+  step "pytest -m 'not testbed' (unit tests, renders), in the background (log: .build/pytest-off-bed.log)"
+  (run_pytest -m "not testbed" --basetemp="$off_bed_base" "$@" > "$OFF_BED_LOG" 2>&1) &
+  off_bed_pid=$!
+}
+finish_off_bed_tests() {
+  [ -n "$off_bed_pid" ] || return 0
+  wait "$off_bed_pid" || off_bed_rc=$?
+  step "pytest -m 'not testbed' (ran in the background; log .build/pytest-off-bed.log)"
+  cat "$OFF_BED_LOG"
+  rm -rf "$off_bed_base"
+  off_bed_pid=""
+  # 5: nothing selected
+  [ "$off_bed_rc" -eq 5 ] && off_bed_rc=0
+  return 0
+}
 run_pytest_split() {
   [ "${PYTEST_SPLIT:-1}" = 1 ] || { run_pytest "$@"; return; }
-  mkdir -p "$ROOT/.build"
-  local base off_pid rc=0 off_rc=0
-  base=$(mktemp -d "${TMPDIR:-/tmp}/llmops-pytest-off-bed-XXXXXX")
-  (run_pytest -m "not testbed" --basetemp="$base" "$@" > "$OFF_BED_LOG" 2>&1) &
-  off_pid=$!
+  [ -n "$off_bed_pid" ] || start_off_bed_tests "$@"
+  local rc=0
   run_pytest -m testbed "$@" || rc=$?
-  wait "$off_pid" || off_rc=$?
-  step "pytest, the tests off the test bed (ran beside the ones above; log .build/pytest-off-bed.log)"
-  cat "$OFF_BED_LOG"
-  rm -rf "$base"
+  finish_off_bed_tests
   # 5: nothing selected (a run of the unit tests alone has no testbed test)
   [ "$rc" -eq 5 ] && rc=0
-  [ "$off_rc" -eq 5 ] && off_rc=0
-  echo "pytest: test bed tests rc=$rc, the others rc=$off_rc"
-  [ "$rc" -eq 0 ] && [ "$off_rc" -eq 0 ]
+  echo "pytest: the test bed tests rc=$rc, the others rc=$off_bed_rc"
+  [ "$rc" -eq 0 ] && [ "$off_bed_rc" -eq 0 ]
 }
 
 # The bare-metal roles' tests (a debootstrap root filesystem, real apt/dnf; no test bed) take the longest
@@ -149,16 +170,21 @@ finish_bare_metal_tests() {
   cat "$BARE_METAL_LOG"
 }
 
+# What the tests stage runs: unit + integration, less the bare-metal tests when they run in the background.
+pytest_paths() {
+  printf '%s\n' tests/unit
+  [ -d tests/integration ] && printf '%s\n' tests/integration
+  [ -n "$bare_metal_pid" ] && printf '%s\n' "--ignore=$BARE_METAL_TESTS"
+  return 0
+}
+
 run_tests() {
   finish_bare_metal_tests
-  step "pytest (unit + integration)"
+  step "pytest -m testbed (the tests on the shared test bed)"
   ensure_debian_tools ping:iputils-ping ip:iproute2 debootstrap:debootstrap
-  local paths=(tests/unit)
-  [ -d tests/integration ] && paths+=(tests/integration)
-  local ignore=()
-  [ -n "$bare_metal_pid" ] && ignore=(--ignore="$BARE_METAL_TESTS")
-  local rc=0
-  run_pytest_split "${ignore[@]}" "${paths[@]}" || rc=$?
+  local args rc=0
+  mapfile -t args < <(pytest_paths)
+  run_pytest_split "${args[@]}" || rc=$?
   [ "$rc" -ne 0 ] && return "$rc"
   if [ "$bare_metal_rc" -ne 0 ]; then
     echo "the bare-metal tests failed (report above, .build/pytest-bare-metal.log)"
@@ -172,7 +198,14 @@ if [ $# -eq 0 ]; then start_bare_metal_tests; fi
 for stage in "${stages[@]}"; do
   case $stage in
     lint) run_lint ;;
-    sanity) run_sanity ;;
+    sanity)
+      run_sanity
+      # every stage (CI): the tests that need no bed start now, beside the bed's start and molecule
+      if [ $# -eq 0 ] && [ "${PYTEST_SPLIT:-1}" = 1 ]; then
+        mapfile -t early < <(pytest_paths)
+        start_off_bed_tests "${early[@]}"
+      fi
+      ;;
     molecule) run_molecule ;;
     testbed) run_testbed ;;
     tests) run_tests ;;
