@@ -1,7 +1,8 @@
 """The serving pre-flight (issue 14) run for real by the serve stage on the test bed's two real nodes.
 
-playbooks/serve.yml --tags inference_server on inventories/testbed, put on the real nodes with the stand-in's
-two-node SGLang group (standin_support.group_vars), the pre-flight on. Its Indexed Job's two pods (the engine
+playbooks/serve.yml --tags inference_server on inventories/testbed-real (the stand-in's two-node SGLang group on
+the real nodes, the tiny model staged from the bed's MinIO), the pre-flight on and asked for an all-to-all too
+(a dense model: the automatic choice adds it for expert-parallel plans only). Its Indexed Job's two pods (the engine
 worker's pod spec: node selection, simulated GPU and rdma/ib, env) rendezvous at pod 0's DNS name through the
 headless Service and run nccl_torch_sweep.py's all-reduce and all-to-all with gloo on the CPU, in the vllm-cpu
 image (the one image on the bed with torch; the stand-in engine image has none: inference_server_preflight_image).
@@ -19,19 +20,15 @@ and its SHM fallback on a real 2-GPU host (benchmarks/device/all_to_all_proof.sh
 
 import json
 import os
-import shutil
 import time
 
 import pytest
 from kubernetes import client, dynamic
-from standin_support import PLAN, fill_host_models, group_vars
 from testbed_support import KUBECONFIG, wait_for, wait_for_vllm_image
 
 NODES_STATE = os.path.join(os.path.dirname(KUBECONFIG), "nodes")
 TORCH_IMAGE = "llmops.invalid/testbed/vllm-cpu:v0.32.0"
-NAME = "tiny-pf"
-# An expert-parallel group across both nodes: the pre-flight adds the all-to-all on its own (collectives auto).
-EP_PLAN = dict(PLAN, expert_parallel=2)
+NAME = "tiny-qwen2"  # the server name inventories/testbed-real derives from its served model name
 
 
 def log(message):
@@ -53,33 +50,27 @@ def torch_on_every_node(real_nodes):
     log(wait_for_vllm_image(real_nodes))
 
 
-@pytest.fixture(scope="module")
-def host_models(namespace):
-    base = fill_host_models(namespace)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def serve(ansible_playbook, tmp_path, namespace, host_models, real_nodes, **more):
-    extra = group_vars(namespace, host_models, real_nodes, NAME)
-    extra.update(
-        serving_plan_override=EP_PLAN,
-        inference_server_preflight=True,
-        inference_server_preflight_backend="gloo",
-        inference_server_preflight_device="cpu",
-        inference_server_preflight_image=TORCH_IMAGE,
-        inference_server_preflight_min_bytes="1M",
-        inference_server_preflight_max_bytes="8M",
-        inference_server_preflight_iters=3,
-        inference_server_preflight_timeout_seconds=300,
-        inference_verify_query_endpoint=False,
-    )
+def serve(ansible_playbook, tmp_path, namespace, **more):
+    extra = {
+        "llmops_namespace": namespace,
+        # a whole CPU per pod: the pre-flight pods (the engine's pod spec) import torch and run gloo
+        "inference_server_cpu": "1",
+        "inference_server_preflight": True,
+        "inference_server_preflight_backend": "gloo",
+        "inference_server_preflight_device": "cpu",
+        "inference_server_preflight_image": TORCH_IMAGE,
+        "inference_server_preflight_collectives": ["all_reduce", "all_to_all"],
+        "inference_server_preflight_min_bytes": "1M",
+        "inference_server_preflight_max_bytes": "8M",
+        "inference_server_preflight_iters": 3,
+        "inference_server_preflight_timeout_seconds": 300,
+    }
     extra.update(more)
     path = tmp_path / ("vars-%d.json" % time.monotonic_ns())
     path.write_text(json.dumps(extra))
     started = time.monotonic()
     result = ansible_playbook(
-        "playbooks/serve.yml", "-i", "inventories/testbed", "-e", "@%s" % path, "--tags", "inference_server"
+        "playbooks/serve.yml", "-i", "inventories/testbed-real", "-e", "@%s" % path, "--tags", "inference_server"
     )
     log("serve.yml --tags inference_server: rc %d in %.0f s" % (result.returncode, time.monotonic() - started))
     return result
@@ -98,16 +89,9 @@ def preflight_pods(core, namespace):
 
 
 def test_a_floor_the_fabric_cannot_reach_stops_the_serve_stage_before_the_group_exists(
-    ansible_playbook, api_client, core, namespace, host_models, real_nodes, torch_on_every_node, tmp_path
+    ansible_playbook, api_client, core, namespace, real_nodes, torch_on_every_node, tmp_path
 ):
-    result = serve(
-        ansible_playbook,
-        tmp_path,
-        namespace,
-        host_models,
-        real_nodes,
-        inference_server_preflight_min_busbw_gbps=1000,
-    )
+    result = serve(ansible_playbook, tmp_path, namespace, inference_server_preflight_min_busbw_gbps=1000)
     assert result.returncode != 0, result.stdout[-3000:]
     output = result.output
     # both collectives ran across both pods and printed their rows before the verdict
@@ -121,16 +105,9 @@ def test_a_floor_the_fabric_cannot_reach_stops_the_serve_stage_before_the_group_
 
 
 def test_a_collective_over_tcp_where_infiniband_is_expected_stops_the_serve_stage(
-    ansible_playbook, api_client, namespace, host_models, real_nodes, torch_on_every_node, tmp_path
+    ansible_playbook, api_client, namespace, real_nodes, torch_on_every_node, tmp_path
 ):
-    result = serve(
-        ansible_playbook,
-        tmp_path,
-        namespace,
-        host_models,
-        real_nodes,
-        inference_server_preflight_expected_transport="ib",
-    )
+    result = serve(ansible_playbook, tmp_path, namespace, inference_server_preflight_expected_transport="ib")
     assert result.returncode != 0, result.stdout[-3000:]
     assert "the collective ran with gloo over TCP sockets, not NET/IB (InfiniBand)" in result.output, result.output[
         -4000:
@@ -139,9 +116,9 @@ def test_a_collective_over_tcp_where_infiniband_is_expected_stops_the_serve_stag
 
 
 def test_the_preflight_passes_prints_its_table_and_the_group_is_created(
-    ansible_playbook, api_client, core, namespace, host_models, real_nodes, torch_on_every_node, tmp_path
+    ansible_playbook, api_client, core, namespace, real_nodes, torch_on_every_node, tmp_path
 ):
-    result = serve(ansible_playbook, tmp_path, namespace, host_models, real_nodes)
+    result = serve(ansible_playbook, tmp_path, namespace)
     assert result.returncode == 0, result.output[-5000:]
     output = result.output
     assert "PASSED: peak all-reduce" in output and "all-to-all" in output, output[-4000:]
