@@ -27,9 +27,11 @@ from ansible_collections.llmops.inference.plugins.module_utils.errors import Llm
 SCRIPT_KEY = "nccl_torch_sweep.py"
 SCRIPT_MOUNT = "/llmops-preflight"
 COMPONENT = "nccl-preflight"
+# The collective library and device of each accelerator vendor (backend/device "auto"): the engine's own.
+VENDOR_BACKENDS = {"nvidia": ("nccl", "cuda"), "huawei": ("hccl", "npu")}
 DEFAULTS = {
-    "backend": "nccl",
-    "device": "cuda",
+    "backend": "auto",
+    "device": "auto",
     "min_bytes": "1M",
     "max_bytes": "1G",
     "iters": 10,
@@ -52,10 +54,18 @@ def settings(preflight):
     """The pre-flight settings with defaults; LlmopsError on a value that cannot work."""
     merged = dict(DEFAULTS)
     merged.update({key: value for key, value in (preflight or {}).items() if value is not None and value != ""})
-    if merged["backend"] not in ("nccl", "gloo"):
-        raise LlmopsError("preflight backend must be nccl or gloo, got %r" % merged["backend"])
-    if merged["device"] not in ("cuda", "cpu") or (merged["backend"] == "nccl" and merged["device"] != "cuda"):
-        raise LlmopsError("preflight device must be cuda with nccl (cpu only with the gloo stand-in)")
+    if merged["backend"] not in ("auto",) + tuple(nccl_torch_sweep.BACKENDS):
+        raise LlmopsError(
+            "preflight backend must be auto, %s, got %r" % (", ".join(nccl_torch_sweep.BACKENDS), merged["backend"])
+        )
+    pair = (merged["backend"], merged["device"])
+    if merged["device"] not in ("auto",) + tuple(nccl_torch_sweep.BACKENDS.values()) or (
+        "auto" not in pair and nccl_torch_sweep.BACKENDS[pair[0]] != pair[1]
+    ):
+        raise LlmopsError(
+            "preflight device must be auto or match the backend: nccl with cuda, hccl with npu, gloo with cpu "
+            "(the stand-in without accelerators); got %s with %s" % pair
+        )
     if merged["expected_transport"] and merged["expected_transport"] not in nccl_log.EXPECTED_TRANSPORTS:
         raise LlmopsError(
             "preflight expected_transport must be one of %s or empty, got %r"
@@ -80,6 +90,17 @@ def settings(preflight):
         if int(merged[key]) < 1 or (key == "port" and int(merged[key]) > 65535):
             raise LlmopsError("preflight %s is out of range: %r" % (key, merged[key]))
     return merged
+
+
+def resolve_backend(pre, vendor):
+    """The settings with backend/device "auto" resolved for the accelerator vendor (nccl/cuda, hccl/npu)."""
+    backend, device = VENDOR_BACKENDS.get(vendor, VENDOR_BACKENDS["nvidia"])
+    resolved = dict(pre)
+    if resolved["backend"] == "auto":
+        resolved["backend"] = backend if resolved["device"] in ("auto", device) else "gloo"
+    if resolved["device"] == "auto":
+        resolved["device"] = nccl_torch_sweep.BACKENDS[resolved["backend"]]
+    return resolved
 
 
 def names(config):
@@ -137,8 +158,8 @@ def preflight_manifests(config, plan, cache, preflight=None):
     serving.validate_plan(plan)
     if int(plan["nodes"]) < 2:
         return []
-    pre = settings(preflight)
     config = serving.validate_config(serving.resolve_accelerator(config, plan))
+    pre = resolve_backend(settings(preflight), config["accelerator_vendor"])
     svc = names(config)
     labels = {
         "app.kubernetes.io/name": config["name"],
@@ -268,9 +289,15 @@ def judge_logs(logs_by_pod, preflight=None, rdma_facts=None):
         derived, gid_index = nccl_log.expected_from_rdma(rdma_facts)
         expected = expected or derived
     parsed_log = nccl_log.parse_nccl_log("\n".join(texts))
-    if expected and pre["backend"] == "nccl":
+    backend = pre["backend"]
+    if backend == "auto":
+        # what ran says which library moved the data (the sweep's header); older outputs name none: NCCL
+        backend = nccl_tests.sweep_backend(table_text or "") or "nccl"
+    if backend == "hccl":
+        pass  # HCCL prints no NCCL channel lines; the NPUs' links are hccl_check's (stage 1)
+    elif expected and backend == "nccl":
         reasons.extend(nccl_log.judge_transport(parsed_log, expected, gid_index, pre["expect_gdr"])[1])
-    elif expected and expected != "socket":
+    elif expected and expected != "socket" and backend == "gloo":
         # gloo always moves its data over TCP sockets: such a run proves the rendezvous, not the fabric
         reasons.append(
             "the collective ran with gloo over TCP sockets, not %s: the engine's NCCL would use the fabric, which this "

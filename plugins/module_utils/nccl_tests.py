@@ -175,6 +175,15 @@ def _side(fields):
     }
 
 
+_SWEEP_BACKEND_RE = re.compile(r"^# nccl_torch_sweep op \w+ backend (?P<backend>\w+)", re.MULTILINE)
+
+
+def sweep_backend(text):
+    """The collective backend the torch sweep names in its header (nccl, hccl, gloo), or None."""
+    match = _SWEEP_BACKEND_RE.search(text or "")
+    return match.group("backend") if match else None
+
+
 _SWEEP_OP_RE = re.compile(r"^# nccl_torch_sweep op (?P<op>\w+)", re.MULTILINE)
 
 

@@ -7,7 +7,8 @@ nccl_check writes this file's source to a temporary file and runs it with the ho
 (the one that has torch): one process per GPU through multiprocessing's spawn, rendezvous on
 loopback. Across nodes (the serving pre-flight: one pod per node, the same pods the engine will get)
 every node runs it with --nodes, --node-rank and --master-addr: global rank = node rank x local GPUs
-+ local index, rendezvous at the first node. --backend gloo --device cpu runs the same collective on
++ local index, rendezvous at the first node. --backend hccl --device npu runs it on Ascend NPUs through
+torch_npu (HCCL, what vllm-ascend and SGLang on Ascend use). --backend gloo --device cpu runs the same collective on
 CPUs (the test bed's stand-in, where no GPU exists): rendezvous, result collection and the gate run
 for real, only the bandwidth means nothing.
 Rank 0 prints rows in all_reduce_perf's layout so nccl_tests.parse_all_reduce_perf reads both tools.
@@ -62,22 +63,22 @@ def _sizes(min_bytes, max_bytes, factor):
 def _time_us(torch, dist, fn, iters, warmup, device):
     import time
 
-    cuda = device == "cuda"
+    accel = _accelerator(torch, device)
     for _iteration in range(warmup):
         fn()
-    if cuda:
-        torch.cuda.synchronize()
+    if accel is not None:
+        accel.synchronize()
     dist.barrier()
-    if cuda:
-        start = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
+    if accel is not None:
+        start = accel.Event(enable_timing=True)
+        end = accel.Event(enable_timing=True)
         start.record()
     began = time.perf_counter()
     for _iteration in range(iters):
         fn()
-    if cuda:
+    if accel is not None:
         end.record()
-        torch.cuda.synchronize()
+        accel.synchronize()
         micros = start.elapsed_time(end) * 1000.0 / iters
     else:
         micros = (time.perf_counter() - began) * 1.0e6 / iters
@@ -99,6 +100,15 @@ def _format_side(time_us, algbw, busbw, wrong):
 
 
 OPS = ("all_reduce", "all_to_all")
+# Each backend's device: NCCL on CUDA GPUs, HCCL on Ascend NPUs (torch_npu), gloo on CPUs (the stand-in).
+BACKENDS = {"nccl": "cuda", "hccl": "npu", "gloo": "cpu"}
+
+
+def _accelerator(torch, device):
+    """torch.cuda or torch.npu (torch_npu registers it on import); None on the CPU."""
+    if device == "npu":
+        import torch_npu  # noqa: F401  (registers torch.npu)
+    return getattr(torch, device) if device in ("cuda", "npu") else None
 
 
 def _worker(local, world, port, args):
@@ -107,8 +117,9 @@ def _worker(local, world, port, args):
 
     rank = args.node_rank * args.gpus + local
     device = args.device
-    if device == "cuda":
-        torch.cuda.set_device(local)
+    accel = _accelerator(torch, device)
+    if accel is not None:
+        accel.set_device(local)
     init = "tcp://%s:%d" % (args.master_addr, port)
     dist.init_process_group(args.backend, init_method=init, rank=rank, world_size=world)
     max_count = args.max_bytes // 4
@@ -121,13 +132,24 @@ def _worker(local, world, port, args):
 
 def _header(torch, op, world, args):
     _emit(
-        "# nccl_torch_sweep op %s torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) warmup iters: %d "
-        "iters: %d"
-        % (op, torch.__version__, world, args.min_bytes, args.max_bytes, args.factor, args.warmup, args.iters)
+        "# nccl_torch_sweep op %s backend %s torch %s nGpus %d minBytes %d maxBytes %d step: %d(factor) "
+        "warmup iters: %d iters: %d"
+        % (
+            op,
+            args.backend,
+            torch.__version__,
+            world,
+            args.min_bytes,
+            args.max_bytes,
+            args.factor,
+            args.warmup,
+            args.iters,
+        )
     )
     _emit("#\n# Using devices")
-    for index in range(args.gpus if args.device == "cuda" else 0):
-        props = torch.cuda.get_device_properties(index)
+    accel = _accelerator(torch, args.device)
+    for index in range(args.gpus if accel is not None else 0):
+        props = accel.get_device_properties(index)
         bus = "0x%02x" % getattr(props, "pci_bus_id", 0)
         _emit(
             "#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s] %s"
@@ -226,8 +248,8 @@ def main(argv=None):
     parser.add_argument("--node-rank", type=int, default=0)
     parser.add_argument("--master-addr", default="127.0.0.1", help="address of node rank 0")
     parser.add_argument("--master-port", type=int, default=0, help="0: a free loopback port (one node only)")
-    parser.add_argument("--backend", choices=("nccl", "gloo"), default="nccl")
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="nccl")
+    parser.add_argument("--device", choices=sorted(set(BACKENDS.values())), default="cuda")
     parser.add_argument("--min-bytes", type=int, default=8)
     parser.add_argument("--max-bytes", type=int, default=1 << 30)
     parser.add_argument("--factor", type=int, default=2)
@@ -244,8 +266,11 @@ def main(argv=None):
         parser.error("--node-rank must be in [0, --nodes)")
     if args.nodes > 1 and not args.master_port:
         parser.error("--master-port is needed across nodes (every node must use the same one)")
-    if args.backend == "nccl" and args.device != "cuda":
-        parser.error("the nccl backend needs --device cuda; use --backend gloo --device cpu without GPUs")
+    if BACKENDS[args.backend] != args.device:
+        parser.error(
+            "--backend %s needs --device %s (nccl/cuda, hccl/npu; gloo/cpu without accelerators)"
+            % (args.backend, BACKENDS[args.backend])
+        )
     port = args.master_port or _free_loopback_port()
 
     import torch.multiprocessing as mp

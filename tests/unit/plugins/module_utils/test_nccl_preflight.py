@@ -11,7 +11,7 @@ import os
 import pytest
 from serving_cases import case
 
-from ansible_collections.llmops.inference.plugins.module_utils import nccl_preflight, serving
+from ansible_collections.llmops.inference.plugins.module_utils import nccl_preflight, nccl_tests, serving
 from ansible_collections.llmops.inference.plugins.module_utils.errors import LlmopsError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
@@ -77,6 +77,8 @@ def test_gloo_stand_in_and_bad_settings():
     for bad in (
         {"backend": "mpi"},
         {"backend": "nccl", "device": "cpu"},
+        {"backend": "hccl", "device": "cuda"},
+        {"device": "tpu"},
         {"min_bytes": "2G", "max_bytes": "1G"},
         {"port": 70000},
         {"expected_transport": "infiniband"},
@@ -195,3 +197,43 @@ def test_gloo_cannot_prove_a_fabric_the_facts_say_exists():
     assert nccl_preflight.judge_logs(
         {"p-0": text}, {"backend": "gloo", "device": "cpu", "expected_transport": "socket"}
     )["passed"]
+
+
+def test_auto_runs_the_engines_own_library_nccl_on_gpus_hccl_on_ascend_npus():
+    config, plan, cache = case("deepseek-r1-2x8-a800-sglang")
+    assert "--backend nccl --device cuda" in _command(
+        nccl_preflight.preflight_manifests(config, plan, cache["layout"])[2]
+    )
+    config, plan, cache = case("ascend-910b")
+    job = nccl_preflight.preflight_manifests(config, plan, cache["layout"])[2]
+    command = _command(job)
+    assert "--backend hccl --device npu" in command and "--gpus 8 --nodes 2" in command
+    # the NPU pods keep the engine's Ascend resources and host mounts (driver, npu-smi)
+    engine = serving.pod_spec(serving.resolve_accelerator(config, plan), plan, cache["layout"], "worker")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == engine["containers"][0]["resources"]
+    assert any((v.get("hostPath") or {}).get("path", "").startswith("/usr/local/Ascend") for v in pod["volumes"])
+    # device cpu alone means the gloo stand-in
+    assert "--backend gloo --device cpu" in _command(
+        nccl_preflight.preflight_manifests(config, plan, cache["layout"], {"device": "cpu"})[2]
+    )
+
+
+def test_hccl_output_is_not_judged_by_nccl_transport_lines():
+    """The gloo recording with its header's backend renamed to hccl, as the sweep prints it on NPUs (no NPU here to
+    record on): HCCL prints no NCCL channel lines, so an expected fabric is not judged from them (hccl_check covers
+    the NPUs' links in stage 1)."""
+    text = fixture("nccl_tests", "h200_host_torch_sweep_all_to_all_2nodes_gloo_cpu.txt")
+    hccl = text.replace(" backend gloo ", " backend hccl ")
+    assert nccl_tests.sweep_backend(text) == "gloo" and nccl_tests.sweep_backend(hccl) == "hccl"
+    assert nccl_preflight.judge_logs({"p-0": hccl}, {"expected_transport": "roce"})["passed"]
+    # backend auto reads what ran: the gloo run cannot prove RoCE
+    gloo = nccl_preflight.judge_logs({"p-0": text}, {"expected_transport": "roce"})
+    assert not gloo["passed"] and "ran with gloo over TCP sockets" in gloo["reasons"][0]
+    # an output from before the header named its backend is NCCL's, judged by its channel lines
+    older = fixture("nccl_tests", "h200_host_torch_sweep_2nodes_gloo_cpu.txt")
+    assert nccl_tests.sweep_backend(older) is None
+    assert (
+        "no NCCL channel lines"
+        in nccl_preflight.judge_logs({"p-0": older}, {"expected_transport": "roce"})["reasons"][0]
+    )
