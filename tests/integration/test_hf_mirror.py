@@ -37,7 +37,7 @@ def free_port():
 def hf_up(state, port):
     env = dict(os.environ, TESTBED_STATE_DIR=str(state), TESTBED_HF_HOST="127.0.0.1", TESTBED_HF_PORT=str(port))
     env.pop("TESTBED_MODEL_DIR", None)
-    return subprocess.run(["bash", HF_UP], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(["bash", HF_UP], env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 class Mirror:
@@ -66,7 +66,9 @@ class Mirror:
             "LLMOPS_MODEL_DIR": str(dest),
             "LLMOPS_PIP_INSTALL": "false",
         }
-        return subprocess.run(["sh", SCRIPT, "download"], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["sh", SCRIPT, "download"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def mirror(tmp_path_factory):
         # ours only while its command line names our state folder (as cluster-down.sh checks)
         if ours:
             os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
+            for _attempt in range(100):
                 try:
                     os.kill(pid, 0)
                 except ProcessLookupError:

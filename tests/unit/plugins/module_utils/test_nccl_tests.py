@@ -178,7 +178,7 @@ def test_sweep_arguments_are_checked_before_torch_is_imported():
 def test_split_sweeps_reads_each_op_and_an_all_reduce_perf_output_is_one():
     text = fixture("h200x2_torch_sweep_all_to_all.txt")
     sweeps = nccl_tests.split_sweeps(text)
-    assert [op for op, _ in sweeps] == ["all_reduce", "all_to_all"]
+    assert [op for op, _text in sweeps] == ["all_reduce", "all_to_all"]
     a2a = nccl_tests.parse_all_reduce_perf(sweeps[1][1])
     assert {row["redop"] for row in a2a["rows"]} == {"none"}
     assert all(
