@@ -40,8 +40,12 @@ CASES = {
         ["CreateContainerConfigError"],
         'secret "no-such-secret" not found',
     ),
+    # the probe, like an engine's, keeps the pod from counting as Ready for the instant it runs
     "crash": (
-        {"command": ["python3", "-c", "import sys; print('RuntimeError: KV cache does not fit'); sys.exit(3)"]},
+        {
+            "command": ["python3", "-c", "import sys; print('RuntimeError: KV cache does not fit'); sys.exit(3)"],
+            "readiness_probe": client.V1Probe(_exec=client.V1ExecAction(command=["false"]), period_seconds=1),
+        },
         REAL,
         ["CrashLoopBackOff"],
         "RuntimeError: KV cache does not fit",
