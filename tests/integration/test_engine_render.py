@@ -71,7 +71,7 @@ def test_vllm_dp_ep_deepep_mtp_renders_headless_workers_with_nvshmem_env(tmp_pat
     for container, headless in ((leader, False), (worker, True)):
         script = container["command"][2]
         assert "ray start" not in script and "--distributed-executor-backend" not in script
-        assert ("--headless" in script) is headless and "--data-parallel-start-rank" in script
+        assert ("--headless" in script) is headless and ("--data-parallel-start-rank" in script) is headless
         assert "--all2all-backend deepep_low_latency" in script and "--speculative-config" in script
         env = {item["name"]: item.get("value") for item in container["env"]}
         # the inventory's RoCE NCCL env (GID 3, exact-match HCAs) and its NVSHMEM twins; the host NIC under hostNetwork

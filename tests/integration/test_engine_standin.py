@@ -234,13 +234,16 @@ def test_vllm_serve_key_from_env_v1_only(env, model, tmp_path):
 
 
 def test_vllm_data_parallel_nodes_rendezvous_at_the_rpc_address(env, model):
-    """serving.vllm_dp_script's two nodes: the API node (start rank 0) and a --headless one (start rank 1)."""
+    """serving.vllm_dp_script's two nodes: the API node (no start rank: vLLM's internal load balancing) and a
+    --headless one (start rank 1); a start rank on the API node is refused as vLLM's group refuses it."""
     vllm = os.path.join(env["PYTHONPATH"].replace("/usr/local/lib/python3.11/dist-packages", ""), "usr/local/bin/vllm")
     port, rpc = free_port(), free_port()
     common = [sys.executable, vllm, "serve", model, "--served-model-name", "tiny", "--host", "127.0.0.1",
               "--data-parallel-size", "2", "--data-parallel-size-local", "1", "--data-parallel-address", "127.0.0.1",
               "--data-parallel-rpc-port", str(rpc)]  # fmt: skip
-    api = start(env, common + ["--port", str(port), "--data-parallel-start-rank", "0"])
+    code, out = finish(start(env, common + ["--port", str(free_port()), "--data-parallel-start-rank", "0"]))
+    assert code == 1 and "must not use --headless in external or hybrid dp lb mode" in out
+    api = start(env, common + ["--port", str(port)])
     headless = start(env, common + ["--port", str(free_port()), "--headless", "--data-parallel-start-rank", "1"])
     try:
         wait_health(port, api)

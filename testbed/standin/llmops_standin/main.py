@@ -177,6 +177,19 @@ def vllm_main(argv=None):
     headless = bool(values.get("headless"))
     if headless and rank == 0:
         return _refuse(prog, checks.Refused("error: --headless on data-parallel start rank 0 (the API node)", 1))
+    if not headless and nnodes > 1 and "data_parallel_start_rank" in values:
+        # vLLM 0.32/0.33 EngineArgs: a start rank on a node serving the API infers hybrid load balancing
+        # (external with one rank per node), where the group then refuses its --headless nodes
+        return _refuse(
+            prog,
+            checks.Refused(
+                "error: --data-parallel-start-rank on the API node: vLLM infers hybrid (with "
+                "--data-parallel-size-local 1 external) load balancing, where each node serves its own API and a "
+                "--headless node is refused (vLLM: 'Remote engine 1 must not use --headless in external or hybrid "
+                "dp lb mode'); internal load balancing gives the API node no start rank",
+                1,
+            ),
+        )
     watch = None
     if values.get("distributed_executor_backend") == "ray":
         cluster = ray_cli.read_state()

@@ -239,9 +239,11 @@ def test_vllm_dp_ep_workers_run_headless_with_the_fabrics_all_to_all(image):
     worker = lws["workerTemplate"]["spec"]["containers"][0]["command"]
     leader_argv, worker_argv = engine_cli.command_argv(leader), engine_cli.command_argv(worker)
     assert "--headless" in worker_argv and "--headless" not in leader_argv
+    # internal load balancing: only the headless workers carry a start rank
+    assert "--data-parallel-start-rank" in worker_argv and "--data-parallel-start-rank" not in leader_argv
     for argv in (leader_argv, worker_argv):
         assert argv[argv.index("--all2all-backend") + 1] == "deepep_low_latency"
-        assert "--data-parallel-start-rank" in argv and "ray" not in argv
+        assert "ray" not in argv
     assert "ray start" not in leader[-1] and "ray start" not in worker[-1]
 
 
