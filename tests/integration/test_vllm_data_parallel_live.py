@@ -21,7 +21,7 @@ import urllib.request
 import uuid
 
 from kubernetes import client
-from testbed_support import exists, wait_for, wait_for_vllm_image
+from testbed_support import wait_for, wait_for_vllm_image
 
 NODES = ["llmops-real-0", "llmops-real-1"]
 ENGINE_PODS = "app.kubernetes.io/name=tiny-qwen2,leaderworkerset.sigs.k8s.io/worker-index"  # not the staging Jobs
@@ -95,5 +95,10 @@ def test_vllm_data_parallel_group_serves_from_both_real_nodes(ansible_playbook, 
         )
     finally:
         core.delete_namespace(namespace)
-        # the next test needs their GPUs, and the NodePort back
-        wait_for(lambda: not exists(core.read_namespace, namespace), timeout=300, what=f"namespace {namespace} gone")
+        # The next test needs their GPUs and the NodePort back: the pods and the Service, not the whole namespace
+        # (its finalization took another ~2 min in CI and holds nothing a later test uses).
+        wait_for(
+            lambda: not core.list_namespaced_pod(namespace).items and not core.list_namespaced_service(namespace).items,
+            timeout=300,
+            what=f"pods and services of {namespace} gone",
+        )
