@@ -116,6 +116,7 @@ check_pins() {
     volcano) module=volcano.sh/volcano version=$VOLCANO_VERSION ;;
     coredns) module=github.com/coredns/coredns version=$COREDNS_VERSION ;;
     minio) module=github.com/minio/minio version=$MINIO_VERSION ;;
+    epp) module=sigs.k8s.io/gateway-api-inference-extension version=$GIEX_VERSION ;;
     *) return 0 ;;  # our own code (testbed/go/node): nothing pinned
   esac
   got="$(cd "$TESTBED_GO_DIR/$name" && go list -m -f '{{.Version}}' "$module")"

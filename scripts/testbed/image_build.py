@@ -344,6 +344,8 @@ def write_archive(out: Path, spec: dict, name: str, key: str, debs: list, layer:
             {"created_by": f"scripts/testbed/image_build.py {name}", "comment": " ".join(f"{n}={v}" for n, v in debs)}
         ],
     }
+    if spec.get("user"):  # e.g. distroless's nonroot 65532, which a pod with runAsNonRoot needs
+        config["config"]["User"] = spec["user"]
     config_bytes = json.dumps(config, sort_keys=True).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     layer_name = diff_id.split(":")[1] + "/layer.tar"

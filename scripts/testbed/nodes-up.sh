@@ -76,6 +76,12 @@ api_port="${server##*:}"
 if ! running tcpfwd; then
   start tcpfwd llmops-tcpfwd -listen "$BRIDGE_IP:6443" -target "127.0.0.1:$api_port" -pidfile "$TESTBED_STATE/pids/tcpfwd.pid"
 fi
+# Pods' in-cluster clients: the apiserver advertises $BRIDGE_IP:<its port> (testbed/kwokctl.yaml), which the
+# `kubernetes` Service (10.0.0.1:443) leads to through kube-proxy; this forwarder answers there.
+if ! running tcpfwd-service; then
+  start tcpfwd-service llmops-tcpfwd -listen "$BRIDGE_IP:$api_port" -target "127.0.0.1:$api_port" \
+    -pidfile "$TESTBED_STATE/pids/tcpfwd-service.pid"
+fi
 node_kubeconfig="$NODES_DIR/kubeconfig"
 kubectl config view --raw --flatten --minify > "$node_kubeconfig"
 cluster="$(kubectl config view --minify -o jsonpath='{.clusters[0].name}')"
