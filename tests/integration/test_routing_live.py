@@ -98,7 +98,7 @@ def routed(api_client, core, namespace, host_models, real_nodes, gateway_binary,
     standin.apply(api_client, namespace, objects)
     epp = "%s-epp" % NAME
 
-    pool = next(o for o in objects if o["kind"] == "InferencePool")
+    pool = [o for o in objects if o["kind"] == "InferencePool"][0]
     pool_selector = ",".join("%s=%s" % item for item in sorted(pool["spec"]["selector"]["matchLabels"].items()))
 
     def ready_pods(selector):
@@ -190,9 +190,9 @@ def test_the_picker_routes_every_request_to_a_replica_of_the_pool(routed, core, 
 def test_a_repeated_prompt_sticks_to_the_replica_that_holds_its_prefix(routed, core, namespace):
     prompt = "You are a careful assistant. " * 40 + "Summarise the plan."
     chosen = set()
-    for _ in range(8):
+    for attempt in range(8):
         status, headers, answer = complete(routed, prompt)
-        assert status == 200, (status, answer)
+        assert status == 200, (attempt, status, answer)
         chosen.add(headers["x-llmops-gateway-endpoint"])
     log("8 requests with one long prompt went to %s" % sorted(routed["endpoints"][e] for e in chosen))
     assert len(chosen) == 1, "the prefix-cache scorer should keep one prompt on one replica: %s" % chosen
