@@ -109,22 +109,6 @@ gen_minio() {
   (cd "$dir" && go mod tidy)
 }
 
-# The endpoint picker of the Gateway API Inference Extension and our ext_proc gateway (cmd/, committed beside
-# go.mod), which plays Envoy's part towards it with the ext_proc types of the go-control-plane the EPP uses.
-gen_epp() {
-  local dir="$TESTBED_GO_DIR/epp"
-  GOFLAGS='' go mod download "sigs.k8s.io/gateway-api-inference-extension@$GIEX_VERSION"
-  {
-    header "the endpoint picker (sigs.k8s.io/gateway-api-inference-extension/cmd/epp) and our ext_proc gateway" epp
-    printf '%s\n\nrequire sigs.k8s.io/gateway-api-inference-extension %s\n\n' \
-      "$(grep -m1 '^go ' "$(GOFLAGS='' go mod download -json "sigs.k8s.io/gateway-api-inference-extension@$GIEX_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')")" \
-      "$GIEX_VERSION"
-    printf 'tool (\n\tsigs.k8s.io/gateway-api-inference-extension/cmd/epp\n\tllmops.invalid/testbed/epp/cmd/llmops-extproc-gateway\n)\n'
-  } > "$dir/go.mod"
-  rm -f "$dir/go.sum"
-  (cd "$dir" && go mod tidy)
-}
-
 only="${1:-all}"
 for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_NODE_MODULES[@]}"; do
   [[ $only == all || $only == "$name" ]] || continue
@@ -137,7 +121,10 @@ for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_
     volcano) gen_volcano ;;
     coredns) gen_coredns ;;
     minio) gen_minio ;;
-    epp) gen_epp ;;
+    # the endpoint picker and our ext_proc gateway (cmd/, committed beside go.mod), which plays Envoy's part
+    # towards it with the ext_proc types of the go-control-plane the EPP itself uses
+    epp) gen_simple epp sigs.k8s.io/gateway-api-inference-extension "$GIEX_VERSION" \
+      sigs.k8s.io/gateway-api-inference-extension/cmd/epp llmops.invalid/testbed/epp/cmd/llmops-extproc-gateway ;;
     node) (cd "$TESTBED_GO_DIR/node" && go mod tidy) ;;
   esac
 done
