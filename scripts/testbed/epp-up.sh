@@ -15,13 +15,6 @@ archive="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" epp)" || 
 if [[ ${TESTBED_EPP_BUILD_ONLY:-0} != 1 ]]; then
   nodes=("$TESTBED_STATE"/nodes/llmops-real-*/)
   [[ -d ${nodes[0]} ]] || die "no real nodes under $TESTBED_STATE/nodes (make cluster-up)"
-  for dir in "${nodes[@]}"; do
-    dir="${dir%/}"
-    grep -qxF "$archive" "$dir/images.imported" 2>/dev/null && continue
-    ctr --address "$dir/containerd/containerd.sock" -n k8s.io images import "$archive" >/dev/null \
-      || die "importing $archive into $(basename "$dir") failed"
-    echo "$archive" >> "$dir/images.imported"
-    log "$(basename "$dir"): epp image imported"
-  done
+  for dir in "${nodes[@]}"; do import_image "${dir%/}" "$archive"; done
 fi
 echo "$TESTBED_BIN/llmops-extproc-gateway"

@@ -19,6 +19,15 @@ TESTBED_OPTIONAL_MODULES=(volcano epp)
 # server and client of the model source (scripts/testbed/s3-up.sh).
 TESTBED_NODE_MODULES=(coredns node minio)
 
+# import_image NODE_DIR ARCHIVE: an image archive into a real node's containerd, once (the archive's name carries
+# its content key; the node's images.imported lists what is in)
+import_image() {
+  grep -qxF "$2" "$1/images.imported" 2>/dev/null && return 0
+  ctr --address "$1/containerd/containerd.sock" -n k8s.io images import "$2" >/dev/null \
+    || die "importing $2 into $(basename "$1") failed"
+  echo "$2" >> "$1/images.imported"
+}
+
 log() { printf '>>> [testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR [testbed]: %s\n' "$*" >&2; exit 1; }
 

@@ -118,13 +118,9 @@ fi
 archives_list="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" pause python aws-cli engine-standin)" || die "image build failed"
 vllm_archive="$(python3 "$TESTBED_REPO_ROOT/scripts/testbed/image_build.py" vllm-cpu)" || die "vllm-cpu image build failed"
 mapfile -t archives <<< "$archives_list"
-import_images() {  # import_images NODE_DIR: each archive once per node (their names carry the content key)
+import_images() {  # import_images NODE_DIR: each archive once per node
   local archive
-  for archive in "${archives[@]}"; do
-    grep -qxF "$archive" "$1/images.imported" 2>/dev/null && continue
-    ctr --address "$1/containerd/containerd.sock" -n k8s.io images import "$archive" >/dev/null
-    echo "$archive" >> "$1/images.imported"
-  done
+  for archive in "${archives[@]}"; do import_image "$1" "$archive"; done
 }
 
 imports=()
