@@ -86,9 +86,17 @@ run_testbed() {
   epp_build_pid=$!
 }
 
+# CI shows only the end of the output, and molecule's summary does not say which task failed: on a failure, the
+# failed tasks' lines are printed again last (the whole output is in .build/molecule.log).
 run_molecule() {
   step "molecule"
-  molecule test --all
+  local log=$ROOT/.build/molecule.log rc=0
+  mkdir -p "$ROOT/.build"
+  molecule test --all 2>&1 | tee "$log" || rc=$?
+  [ "$rc" -eq 0 ] && return 0
+  step "molecule failed (rc=$rc); the failed tasks (whole output: .build/molecule.log)"
+  sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E -A3 '^(fatal|failed):|Idempotence test failed' | cut -c1-800 | tail -20
+  return "$rc"
 }
 
 # Debian tools the live tests drive for real (fabric_check pings across network namespaces, the bare-metal
@@ -150,7 +158,7 @@ run_pytest_split() {
 # main pytest run, so its summary stays the last line.
 BARE_METAL_TESTS=tests/integration/bare_metal
 BARE_METAL_LOG=$ROOT/.build/pytest-bare-metal.log
-bare_metal_pid=""
+bare_metal_pid="" bare_metal_base=""
 start_bare_metal_tests() {
   [ -d "$BARE_METAL_TESTS" ] || return 0
   ensure_debian_tools debootstrap:debootstrap
@@ -158,12 +166,13 @@ start_bare_metal_tests() {
   step "pytest $BARE_METAL_TESTS, in the background (log: .build/pytest-bare-metal.log)"
   # A folder of its own (pytest's numbered folders are shared with the main run). A run that was killed leaves
   # its rootfs mounts (proc, the apt cache) behind: unmount them, so no cleanup ever deletes through them.
+  # Earlier runs' folders (a few GB of unpacked root filesystems each) go too.
   local parent=${TMPDIR:-/tmp}/llmops-pytest-bare-metal
   mkdir -p "$parent"
   findmnt -rn -o TARGET | grep "^$parent/" | sort -r | xargs -r umount -l || true
-  local base
-  base=$(mktemp -d "$parent/run-XXXXXX")
-  (run_pytest --basetemp="$base/tmp" "$BARE_METAL_TESTS" > "$BARE_METAL_LOG" 2>&1) &
+  rm -rf "$parent"/run-*
+  bare_metal_base=$(mktemp -d "$parent/run-XXXXXX")
+  (run_pytest --basetemp="$bare_metal_base/tmp" "$BARE_METAL_TESTS" > "$BARE_METAL_LOG" 2>&1) &
   bare_metal_pid=$!
 }
 bare_metal_rc=0
@@ -172,6 +181,8 @@ finish_bare_metal_tests() {
   step "pytest $BARE_METAL_TESTS (started in the background)"
   wait "$bare_metal_pid" || bare_metal_rc=$?
   cat "$BARE_METAL_LOG"
+  findmnt -rn -o TARGET | grep "^$bare_metal_base/" | sort -r | xargs -r umount -l || true
+  rm -rf "$bare_metal_base"
 }
 
 # What the tests stage runs: unit + integration, less the bare-metal tests when they run in the background.

@@ -68,6 +68,23 @@ def test_real_nodes_are_ready_and_advertise_simulated_devices(core, real_nodes):
         assert any(t.key == "llmops.io/real-node" for t in node.spec.taints or [])
 
 
+def test_real_nodes_never_evict_or_taint_for_disk(core, real_nodes):
+    """The running kubelets' own configuration (configz): the only eviction threshold is memory's.
+
+    The real nodes share this host's disk, whose free space moves with everything else on it; a 1% disk threshold
+    once put the disk-pressure taint on both nodes mid-run and failed the molecule serve scenario.
+    """
+    for name in real_nodes:
+        raw = core.connect_get_node_proxy_with_path(name, "configz", _preload_content=False).data
+        config = json.loads(raw)["kubeletconfig"]
+        hard = config.get("evictionHard") or {}
+        disk = {signal: value for signal, value in hard.items() if not signal.startswith("memory.")}
+        assert all(value == "0%" for value in disk.values()), f"{name} evicts on disk: {hard}"
+        assert not config.get("evictionSoft"), f"{name} has soft eviction thresholds: {config['evictionSoft']}"
+        taints = [t.key for t in core.read_node(name).spec.taints or []]
+        assert "node.kubernetes.io/disk-pressure" not in taints
+
+
 def _pod(name, node, args, labels=None, gpus=0, probe=False, restart="Always"):
     resources = {"nvidia.com/gpu": str(gpus)} if gpus else None
     container = client.V1Container(
