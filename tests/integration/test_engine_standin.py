@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -44,6 +45,11 @@ def sglang(model, port, *extra):
 def group(model, http_port, dist_port, rank, nnodes=2, timeout=30, *extra):
     return sglang(model, http_port, "--dist-init-addr", "127.0.0.1:%d" % dist_port, "--nnodes", str(nnodes),
                   "--node-rank", str(rank), "--dist-timeout", str(timeout), *extra)  # fmt: skip
+
+
+def vllm_bin(env):
+    """The image's `vllm` console script (the stand-in's entry point under vLLM's name)."""
+    return os.path.join(env["PYTHONPATH"].replace("/usr/local/lib/python3.11/dist-packages", ""), "usr/local/bin/vllm")
 
 
 def wait_health(port, proc, timeout=20):
@@ -124,6 +130,56 @@ def test_sglang_group_forms_serves_with_key_and_leader_exits_when_worker_dies(en
     finally:
         stop(leader)
         stop(worker)
+
+
+def _gauge(metrics, name):
+    return float(next(line for line in metrics.splitlines() if line.startswith(name + "{")).rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize(
+    "engine, cap_flag, running, queue",
+    [
+        ("sglang", "--max-running-requests", "sglang:num_running_reqs", "sglang:num_queue_reqs"),
+        ("vllm", "--max-num-seqs", "vllm:num_requests_running", "vllm:num_requests_waiting"),
+    ],
+)
+def test_requests_over_the_engine_cap_wait_in_its_queue_gauge(env, model, engine, cap_flag, running, queue):
+    """The engine's own cap on requests in flight holds: 4 requests of 5 tokens at 0.3 s per token (the test bed's
+    LLMOPS_STANDIN_TOKEN_SECONDS) under a cap of 1 run one after another, and the queue gauge the autoscaler
+    reads counts the waiting ones, then drops to 0."""
+    port = free_port()
+    if engine == "sglang":
+        argv = sglang(model, port, cap_flag, "1")
+    else:
+        argv = [sys.executable, vllm_bin(env), "serve", model, "--served-model-name", "tiny", "--host", "127.0.0.1",
+                "--port", str(port), cap_flag, "1"]  # fmt: skip
+    proc = start(env, argv, {"LLMOPS_STANDIN_TOKEN_SECONDS": "0.3"})
+    try:
+        wait_health(port, proc)
+        base = "http://127.0.0.1:%d" % port
+        request = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+        results = []
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=lambda: results.append(http(base + "/v1/chat/completions", request, timeout=30)))
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.8)
+        metrics = http(base + "/metrics")[1]
+        assert _gauge(metrics, running) == 1, metrics
+        assert _gauge(metrics, queue) == 3, metrics
+        for thread in threads:
+            thread.join(30)
+        elapsed = time.monotonic() - started
+        assert [status for status, _ in results] == [200] * 4, results
+        # one at a time: 4 x 5 tokens x 0.3 s
+        assert 5.5 <= elapsed < 15, elapsed
+        metrics = http(base + "/metrics")[1]
+        assert _gauge(metrics, running) == 0 and _gauge(metrics, queue) == 0, metrics
+    finally:
+        stop(proc)
 
 
 def test_worker_exits_when_the_leader_goes_away_and_sigterm_is_clean(env, model):
@@ -208,10 +264,9 @@ def test_incomplete_model_is_refused(env, tmp_path):
 
 
 def test_vllm_serve_key_from_env_v1_only(env, model, tmp_path):
-    vllm = os.path.join(env["PYTHONPATH"].replace("/usr/local/lib/python3.11/dist-packages", ""), "usr/local/bin/vllm")
     port = free_port()
-    argv = [sys.executable, vllm, "serve", model, "--served-model-name", "tiny", "--host", "127.0.0.1", "--port",
-            str(port), "--tensor-parallel-size", "2"]  # fmt: skip
+    argv = [sys.executable, vllm_bin(env), "serve", model, "--served-model-name", "tiny", "--host", "127.0.0.1",
+            "--port", str(port), "--tensor-parallel-size", "2"]  # fmt: skip
     proc = start(env, argv, {"VLLM_API_KEY": KEY})
     try:
         wait_health(port, proc)

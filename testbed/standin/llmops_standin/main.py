@@ -87,6 +87,11 @@ def run_group(state, host, port, nnodes, rank, addr, timeout, serves_http, watch
     return 0
 
 
+def _token_seconds():
+    """LLMOPS_STANDIN_TOKEN_SECONDS: the stand-in's time per generated token (test bed only, default 0)."""
+    return float(os.environ.get("LLMOPS_STANDIN_TOKEN_SECONDS") or 0)
+
+
 def _common_checks(prog, argv):
     problems = checks.unexpanded(argv, dict(os.environ))
     if problems:
@@ -126,6 +131,8 @@ def sglang_main(argv=None):
         [values["api_key"]] if values.get("api_key") else [],
         nnodes,
         tp,
+        max_running=values.get("max_running_requests"),
+        token_seconds=_token_seconds(),
     )
     log("rank %d of %d, tp %d, api key %s" % (rank, nnodes, tp, "required" if state.api_keys else "none"))
     timeout = int(values.get("dist_timeout") or DEFAULT_DIST_TIMEOUT)
@@ -198,7 +205,9 @@ def vllm_main(argv=None):
         nnodes = sum(1 for node in cluster["nodes"] if node["Alive"])
         log("Ray cluster (the stand-in head): %d node(s) alive" % nnodes)
         watch = functools.partial(_ray_watch, nnodes)
-    state = server.State("vllm", index.version, served, model, keys, nnodes, tp)
+    state = server.State(
+        "vllm", index.version, served, model, keys, nnodes, tp, values.get("max_num_seqs"), _token_seconds()
+    )
     log("node %d of %d (data parallel %d, %d local), tp %d" % (rank, nnodes, dp, dp_local, tp))
     timeout = int(os.environ.get("LLMOPS_STANDIN_DIST_TIMEOUT") or DEFAULT_DIST_TIMEOUT)
     return run_group(

@@ -21,17 +21,43 @@ UNAUTHENTICATED = {
 
 
 class State:
-    def __init__(self, engine, version, served_name, model_path, api_keys, nnodes, tp):
+    """What the server answers from. ``max_running`` is the engine's own cap on requests in flight (SGLang's
+    --max-running-requests, vLLM's --max-num-seqs; None: no cap): a request beyond it waits, counted in the
+    engine's queue gauge, as in the engines' schedulers. ``token_seconds`` is the time each generated token
+    takes (LLMOPS_STANDIN_TOKEN_SECONDS, test bed only; 0: answers at once), so a load builds a queue."""
+
+    def __init__(self, engine, version, served_name, model_path, api_keys, nnodes, tp, max_running=None,
+                 token_seconds=0.0):  # fmt: skip
         self.engine, self.version, self.served_name = engine, version, served_name
         self.model_path, self.api_keys, self.nnodes, self.tp = model_path, list(api_keys), nnodes, tp
+        self.max_running = int(max_running) if max_running else None
+        self.token_seconds = float(token_seconds or 0)
         self.ready = threading.Event()
         self.status = "starting"
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.running = 0
+        self.queued = 0
         self.requests = 0
         self.prompt_tokens = 0
         self.generation_tokens = 0
         self.created = int(time.time())
+
+    def admit(self):
+        """Wait for a free slot under max_running (counted as queued meanwhile), then take it."""
+        with self.lock:
+            if self.max_running is not None and self.running >= self.max_running:
+                self.queued += 1
+                self.lock.wait_for(lambda: self.running < self.max_running)
+                self.queued -= 1
+            self.running += 1
+
+    def release(self, usage):
+        with self.lock:
+            self.running -= 1
+            self.requests += 1
+            self.prompt_tokens += usage["prompt_tokens"]
+            self.generation_tokens += usage["completion_tokens"]
+            self.lock.notify()
 
     @property
     def fingerprint(self):
@@ -42,7 +68,7 @@ class State:
         if self.engine == "sglang":
             rows = [
                 ("sglang:num_running_reqs", "gauge", self.running),
-                ("sglang:num_queue_reqs", "gauge", 0),
+                ("sglang:num_queue_reqs", "gauge", self.queued),
                 ("sglang:token_usage", "gauge", 0.0),
                 ("sglang:gen_throughput", "gauge", 0.0),
                 ("sglang:prompt_tokens_total", "counter", self.prompt_tokens),
@@ -52,7 +78,7 @@ class State:
         else:
             rows = [
                 ("vllm:num_requests_running", "gauge", self.running),
-                ("vllm:num_requests_waiting", "gauge", 0),
+                ("vllm:num_requests_waiting", "gauge", self.queued),
                 ("vllm:gpu_cache_usage_perc", "gauge", 0.0),
                 ("vllm:kv_cache_usage_perc", "gauge", 0.0),
                 ("vllm:prompt_tokens_total", "counter", self.prompt_tokens),
@@ -192,19 +218,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "completion_tokens": len(words),
             "total_tokens": len(prompt.split()) + len(words),
         }
-        with self.state.lock:
-            self.state.running += 1
+        self.state.admit()
         try:
             if body.get("stream"):
                 self._stream(chat, words, usage)
             else:
+                time.sleep(self.state.token_seconds * len(words))
                 self._json(200, self._completion(chat, " ".join(words), usage))
         finally:
-            with self.state.lock:
-                self.state.running -= 1
-                self.state.requests += 1
-                self.state.prompt_tokens += usage["prompt_tokens"]
-                self.state.generation_tokens += usage["completion_tokens"]
+            self.state.release(usage)
 
     def _completion(self, chat, text, usage):
         common = {
@@ -229,6 +251,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ident = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         kind = "chat.completion.chunk" if chat else "text_completion"
         for position, word in enumerate(words):
+            time.sleep(self.state.token_seconds)
             piece = word if position == 0 else " " + word
             if chat:
                 delta = {"content": piece}
