@@ -159,6 +159,9 @@ run_pytest_split() {
 BARE_METAL_TESTS=tests/integration/bare_metal
 BARE_METAL_LOG=$ROOT/.build/pytest-bare-metal.log
 bare_metal_pid="" bare_metal_base=""
+unmount_below() {  # unmount_below DIR: every mount under DIR, deepest first
+  findmnt -rn -o TARGET | grep "^$1/" | sort -r | xargs -r umount -l || true
+}
 start_bare_metal_tests() {
   [ -d "$BARE_METAL_TESTS" ] || return 0
   ensure_debian_tools debootstrap:debootstrap
@@ -169,7 +172,7 @@ start_bare_metal_tests() {
   # Earlier runs' folders (a few GB of unpacked root filesystems each) go too.
   local parent=${TMPDIR:-/tmp}/llmops-pytest-bare-metal
   mkdir -p "$parent"
-  findmnt -rn -o TARGET | grep "^$parent/" | sort -r | xargs -r umount -l || true
+  unmount_below "$parent"
   rm -rf "$parent"/run-*
   bare_metal_base=$(mktemp -d "$parent/run-XXXXXX")
   (run_pytest --basetemp="$bare_metal_base/tmp" "$BARE_METAL_TESTS" > "$BARE_METAL_LOG" 2>&1) &
@@ -181,7 +184,7 @@ finish_bare_metal_tests() {
   step "pytest $BARE_METAL_TESTS (started in the background)"
   wait "$bare_metal_pid" || bare_metal_rc=$?
   cat "$BARE_METAL_LOG"
-  findmnt -rn -o TARGET | grep "^$bare_metal_base/" | sort -r | xargs -r umount -l || true
+  unmount_below "$bare_metal_base"
   rm -rf "$bare_metal_base"
 }
 

@@ -206,7 +206,15 @@ def vllm_main(argv=None):
         log("Ray cluster (the stand-in head): %d node(s) alive" % nnodes)
         watch = functools.partial(_ray_watch, nnodes)
     state = server.State(
-        "vllm", index.version, served, model, keys, nnodes, tp, values.get("max_num_seqs"), _token_seconds()
+        "vllm",
+        index.version,
+        served,
+        model,
+        keys,
+        nnodes,
+        tp,
+        max_running=values.get("max_num_seqs"),
+        token_seconds=_token_seconds(),
     )
     log("node %d of %d (data parallel %d, %d local), tp %d" % (rank, nnodes, dp, dp_local, tp))
     timeout = int(os.environ.get("LLMOPS_STANDIN_DIST_TIMEOUT") or DEFAULT_DIST_TIMEOUT)
