@@ -18,7 +18,7 @@ stages=("$@")
 stop_bed_at_exit=0
 on_exit() {
   local pid
-  for pid in ${off_bed_pid:-} ${bare_metal_pid:-} ${epp_build_pid:-}; do kill -0 "$pid" 2>/dev/null && pkill -TERM -P "$pid" 2>/dev/null; done
+  for pid in ${off_bed_pid:-} ${bare_metal_pid:-} ${side_builds_pid:-}; do kill -0 "$pid" 2>/dev/null && pkill -TERM -P "$pid" 2>/dev/null; done
   if [ "$stop_bed_at_exit" = 1 ]; then bash scripts/testbed/cluster-down.sh > "$ROOT/.build/testbed-down.log" 2>&1; fi
   return 0
 }
@@ -82,8 +82,12 @@ run_testbed() {
   TESTBED_VOLCANO=${TESTBED_VOLCANO:-1} bash scripts/testbed/cluster-up.sh
   # The routing test's endpoint picker (~3 min of 2 cores to build cold): built in the background beside
   # molecule, so the test finds it ready; the test runs the same script, which waits for this build.
-  (TESTBED_EPP_BUILD_ONLY=1 bash scripts/testbed/epp-up.sh > "$ROOT/.build/epp-build.log" 2>&1) &
-  epp_build_pid=$!
+  # Then the autoscaling loop test's KEDA (~8 min of 2 cores cold, niced) and Prometheus, the same way.
+  (
+    TESTBED_EPP_BUILD_ONLY=1 bash scripts/testbed/epp-up.sh > "$ROOT/.build/epp-build.log" 2>&1
+    TESTBED_KEDA_BUILD_ONLY=1 nice -n 10 bash scripts/testbed/keda-up.sh > "$ROOT/.build/keda-build.log" 2>&1
+  ) &
+  side_builds_pid=$!
 }
 
 # CI shows only the end of the output, and molecule's summary does not say which task failed: on a failure, the

@@ -58,6 +58,9 @@ ldflags_for() {
       flags+=" -X $p.ShortCommitID=$commit -X $p.MinioReleaseBaseURL=$NO_DOWNLOAD/"
       commit="$(cd "$TESTBED_GO_DIR/minio" && go list -m -f '{{.Version}}' github.com/minio/mc)"
       flags+=" -X github.com/minio/mc/cmd.CommitID=${commit##*-}" ;;
+    keda)
+      p=github.com/kedacore/keda/v2/version
+      flags+=" -X $p.Version=$KEDA_VERSION -X $p.GitCommit=$NO_COMMIT" ;;
     volcano)
       p=volcano.sh/volcano/pkg/version
       flags+=" -X $p.Version=$VOLCANO_VERSION -X $p.GitSHA=$NO_COMMIT -X $p.Built=$BUILD_DATE" ;;
@@ -97,6 +100,8 @@ build_module() {
     [[ -f $tmp/server ]] && mv "$tmp/server" "$tmp/etcd"
     [[ -f $tmp/cmd ]] && mv "$tmp/cmd" "$tmp/lws-controller"
     [[ -f $tmp/scheduler ]] && mv "$tmp/scheduler" "$tmp/vc-scheduler"
+    [[ -f $tmp/operator ]] && mv "$tmp/operator" "$tmp/keda-operator"
+    [[ -f $tmp/adapter ]] && mv "$tmp/adapter" "$tmp/keda-adapter"
     touch "$tmp/.complete"
     rm -rf "$out" && mv "$tmp" "$out"
     log "$name: built in $((SECONDS - start))s -> $out"
@@ -117,6 +122,7 @@ check_pins() {
     coredns) module=github.com/coredns/coredns version=$COREDNS_VERSION ;;
     minio) module=github.com/minio/minio version=$MINIO_VERSION ;;
     epp) module=sigs.k8s.io/gateway-api-inference-extension version=$GIEX_VERSION ;;
+    keda) module=github.com/kedacore/keda/v2 version=$KEDA_VERSION ;;
     *) return 0 ;;  # our own code (testbed/go/node): nothing pinned
   esac
   got="$(cd "$TESTBED_GO_DIR/$name" && go list -m -f '{{.Version}}' "$module")"

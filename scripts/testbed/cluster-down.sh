@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop exactly what cluster-up.sh started (kwokctl's components by the pids it recorded, the LWS
-# controller, Volcano scheduler, S3 server and Hugging Face mirror by their pid files) and remove the state under .state/testbed. Safe to run twice.
+# controller, Volcano scheduler, S3 server, Hugging Face mirror and the autoscaling test's KEDA and Prometheus by their pid
+# files) and remove the state under .state/testbed. Safe to run twice.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export PATH="$TESTBED_BIN:$PATH" KWOK_WORKDIR="$TESTBED_STATE/kwok"

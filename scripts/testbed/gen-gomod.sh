@@ -109,6 +109,23 @@ gen_minio() {
   (cd "$dir" && go mod tidy)
 }
 
+# KEDA's operator and metrics adapter, with upstream's replace directives copied (v2.21.0 has one: a
+# nexus-proto-annotations commit in place of v0.1.0).
+gen_keda() {
+  local dir="$TESTBED_GO_DIR/keda" modfile
+  modfile="$(GOFLAGS='' go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  mkdir -p "$dir"
+  {
+    header "the KEDA operator and metrics adapter (github.com/kedacore/keda/v2)" keda
+    printf '%s\n\nrequire github.com/kedacore/keda/v2 %s\n\n' "$(grep -m1 '^go ' "$modfile")" "$KEDA_VERSION"
+    printf 'tool (\n\tgithub.com/kedacore/keda/v2/cmd/operator\n\tgithub.com/kedacore/keda/v2/cmd/adapter\n)\n'
+    grep '^replace .*=>' "$modfile" || true
+    sed -n '/^replace (/,/^)/p' "$modfile"
+  } > "$dir/go.mod"
+  rm -f "$dir/go.sum"
+  (cd "$dir" && go mod tidy)
+}
+
 only="${1:-all}"
 for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_NODE_MODULES[@]}"; do
   [[ $only == all || $only == "$name" ]] || continue
@@ -125,6 +142,7 @@ for name in "${TESTBED_MODULES[@]}" "${TESTBED_OPTIONAL_MODULES[@]}" "${TESTBED_
     # towards it with the ext_proc types of the go-control-plane the EPP itself uses
     epp) gen_simple epp sigs.k8s.io/gateway-api-inference-extension "$GIEX_VERSION" \
       sigs.k8s.io/gateway-api-inference-extension/cmd/epp llmops.invalid/testbed/epp/cmd/llmops-extproc-gateway ;;
+    keda) gen_keda ;;
     node) (cd "$TESTBED_GO_DIR/node" && go mod tidy) ;;
   esac
 done

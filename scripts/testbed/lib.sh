@@ -13,8 +13,8 @@ TESTBED_CLUSTER_NAME="${TESTBED_CLUSTER_NAME:-llmops}"
 # $TESTBED_CACHE/<name>-<key>/ where <key> hashes everything that decides the output.
 TESTBED_MODULES=(kubernetes kwok helm lws)
 # Built only on request (scripts/testbed/build.sh volcano, or TESTBED_VOLCANO=1 for cluster-up; epp by
-# scripts/testbed/epp-up.sh for the routing test).
-TESTBED_OPTIONAL_MODULES=(volcano epp)
+# scripts/testbed/epp-up.sh for the routing test, keda by scripts/testbed/keda-up.sh for the autoscaling loop test).
+TESTBED_OPTIONAL_MODULES=(volcano epp keda)
 # The real nodes' parts (scripts/testbed/nodes-up.sh): cluster DNS and our own node binaries; the S3
 # server and client of the model source (scripts/testbed/s3-up.sh).
 TESTBED_NODE_MODULES=(coredns node minio)

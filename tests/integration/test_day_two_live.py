@@ -7,8 +7,8 @@
   test_day_two_render.py validates them offline against the pinned upstream CRDs.
 - The HPA is then created for real with the LeaderWorkerSet it scales (its pods pinned to no node, so they stay
   Pending and hold no GPU): the real HPA controller raises the LWS to autoscaling_min_replicas groups through
-  the scale subresource, which shows the scaler points at the group count. A scaling loop driven by the queue
-  metric needs Prometheus and prometheus-adapter or KEDA, which the bed does not run.
+  the scale subresource, which shows the scaler points at the group count. The scaling loop driven by the queue
+  metric, with the real KEDA and Prometheus, is test_day_two_scaling_live.py (it removes KEDA's CRDs after).
 - playbooks/benchmark.yml sweeps concurrency 1, 2, 4 against the engine stand-in group on the real nodes (real
   kubelets, containerd, CNI, kube-proxy NodePort; the stand-in streams SSE like SGLang) and its results file is
   read back.

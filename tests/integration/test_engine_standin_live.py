@@ -148,8 +148,9 @@ def wait_ready(core, namespace, condition, what, timeout=90):
     pytest.fail("timed out after %ds waiting for %s:\n%s" % (timeout, what, "\n".join(states)))
 
 
-def node_port_url(core, namespace, real_nodes):
-    service = core.read_namespaced_service("%s-api" % NAME, namespace)
+def node_port_url(core, namespace, real_nodes, service="%s-api" % NAME):
+    """The NodePort Service via a real node: a group's leaders (<name>-api) or a single-pod server (<name>)."""
+    service = core.read_namespaced_service(service, namespace)
     port = service.spec.ports[0].node_port
     node = core.read_node(real_nodes[1])
     address = next(a.address for a in node.status.addresses if a.type == "InternalIP")
