@@ -38,6 +38,17 @@ PLAN = {
 }
 
 
+# The same server on one node: one pod of one simulated GPU per replica, so each real node can hold a replica.
+SINGLE_NODE_PLAN = dict(
+    PLAN,
+    nodes=1,
+    accelerators_used=1,
+    tensor_parallel=1,
+    engine_args=["--tp-size", "1", "--context-length", "2048"],
+    multi_node={"required": False, "launcher": None, "per_node_args": []},
+)
+
+
 def fill_host_models(namespace):
     """The hostPath cache folder, filled as the staging Jobs would (model files + the completion stamp the
     model-wait init container checks). The real nodes' containerd runs on this machine, so their hostPath

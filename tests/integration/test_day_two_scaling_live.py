@@ -30,20 +30,11 @@ import pytest
 import test_engine_standin_live as standin
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
-from standin_support import PLAN, http
+from standin_support import SINGLE_NODE_PLAN, http
 from testbed_support import KUBECONFIG, ROOT
 
 NAME = standin.NAME
 KEDA_STATE = os.path.join(os.path.dirname(KUBECONFIG), "keda")
-# One pod of one simulated GPU per replica: two replicas fit on the real nodes beside `make demo`'s vLLM pod.
-SINGLE_NODE_PLAN = dict(
-    PLAN,
-    nodes=1,
-    accelerators_used=1,
-    tensor_parallel=1,
-    engine_args=["--tp-size", "1", "--context-length", "2048"],
-    multi_node={"required": False, "launcher": None, "per_node_args": []},
-)
 QUEUE_TARGET = 2
 SCALE_DOWN_WINDOW_S = 20
 TOKEN_SECONDS = 0.5

@@ -16,7 +16,6 @@ offline against the Gateway API CRDs (test_day_two_render.py). The replicas are 
 serves SGLang's metric names; the GPUs are simulated.
 """
 
-import copy
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ import urllib.request
 import pytest
 import test_engine_standin_live as standin
 from kubernetes import client
-from standin_support import PLAN
+from standin_support import SINGLE_NODE_PLAN
 from testbed_support import ROOT, wait_for
 
 NAME = standin.NAME
@@ -42,15 +41,8 @@ KINDS = tuple(kind for kind in standin.APPLIED if kind != "LeaderWorkerSet") + (
     "InferencePool",
     "InferenceObjective",
 )
-# One node per replica, so each real node holds one replica (the stand-in group's plan, made single-node).
-REPLICA_PLAN = dict(
-    copy.deepcopy(PLAN),
-    nodes=1,
-    accelerators_used=1,
-    tensor_parallel=1,
-    engine_args=["--tp-size", "1", "--context-length", "2048"],
-    multi_node={"required": False, "launcher": None, "per_node_args": []},
-)
+# One node per replica, so each real node holds one replica.
+REPLICA_PLAN = SINGLE_NODE_PLAN
 REAL_NODE = {"key": "llmops.io/real-node", "operator": "Exists", "effect": "NoSchedule"}
 
 real_nodes = standin.real_nodes
