@@ -21,7 +21,6 @@ printed: run with -s to see them.
 
 import json
 import os
-import subprocess
 import threading
 import time
 from urllib.parse import urlencode
@@ -31,7 +30,7 @@ import test_engine_standin_live as standin
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 from standin_support import SINGLE_NODE_PLAN, http
-from testbed_support import KUBECONFIG, ROOT
+from testbed_support import KUBECONFIG, bed_script
 
 NAME = standin.NAME
 KEDA_STATE = os.path.join(os.path.dirname(KUBECONFIG), "keda")
@@ -50,25 +49,10 @@ def log(message):
 @pytest.fixture(scope="module")
 def keda(real_nodes):
     """KEDA, its external metrics API and Prometheus up (keda-up.sh prints Prometheus's URL); removed after."""
-    started = time.monotonic()
-    up = subprocess.run(
-        ["bash", os.path.join(ROOT, "scripts/testbed/keda-up.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
-    assert up.returncode == 0, up.stderr[-4000:]
-    log("keda-up.sh in %.1fs: %s" % (time.monotonic() - started, up.stderr.strip().splitlines()[-1]))
-    yield up.stdout.strip().splitlines()[-1]
-    down = subprocess.run(
-        ["bash", os.path.join(ROOT, "scripts/testbed/keda-up.sh"), "--down"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert down.returncode == 0, down.stderr[-4000:]
+    up = bed_script("keda-up.sh", timeout=1500)
+    log("keda-up.sh in %.1fs: %s" % (up.seconds, up.logged))
+    yield up.printed
+    bed_script("keda-up.sh", "--down", timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ serves SGLang's metric names; the GPUs are simulated.
 """
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -29,7 +28,7 @@ import pytest
 import test_engine_standin_live as standin
 from kubernetes import client
 from standin_support import SINGLE_NODE_PLAN
-from testbed_support import ROOT, wait_for
+from testbed_support import bed_script, wait_for
 
 NAME = standin.NAME
 # a single-node plan runs as a Deployment (no LeaderWorkerSet); the picker has one too
@@ -56,17 +55,9 @@ def log(message):
 @pytest.fixture(scope="module")
 def gateway_binary(real_nodes):
     """The EPP binary and image (built once, ~3 min cold) and our gateway; the image imported into the nodes."""
-    started = time.monotonic()
-    done = subprocess.run(
-        ["bash", os.path.join(ROOT, "scripts", "testbed", "epp-up.sh")],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    log("epp-up.sh in %.1fs" % (time.monotonic() - started))
-    return done.stdout.strip().splitlines()[-1]
+    done = bed_script("epp-up.sh")
+    log("epp-up.sh in %.1fs" % done.seconds)
+    return done.printed
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import time
+import types
 import urllib.request
 
 import pytest
@@ -12,6 +13,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 KUBECONFIG = os.environ.get("TESTBED_KUBECONFIG", os.path.join(ROOT, ".state", "testbed", "kubeconfig"))
 GPU_NODES = ("gpu-a800-0", "gpu-a800-1")
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # never pulled: kwok only simulates the container
+
+
+def bed_script(name, *args, timeout=1200):
+    """Run scripts/testbed/<name> ARGS; fail with the end of its stderr unless it succeeds.
+    Returns .printed (the last line it printed), .logged (its last log line) and .seconds (how long it took)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", os.path.join(ROOT, "scripts", "testbed", name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, "%s %s failed:\n%s" % (name, " ".join(args), done.stderr[-4000:])
+    printed = done.stdout.strip().splitlines()
+    logged = done.stderr.strip().splitlines()
+    return types.SimpleNamespace(
+        printed=printed[-1] if printed else "",
+        logged=logged[-1] if logged else "",
+        seconds=time.monotonic() - started,
+    )
 
 
 def wait_for(condition, timeout=60, interval=0.5, what="condition"):
