@@ -161,7 +161,11 @@ def _served(api_client):
 
     def served(api_version, kind):
         if "resources" not in found:  # discovery only when there is something to look up
-            found["resources"] = dynamic.DynamicClient(api_client).resources
+            resources = dynamic.DynamicClient(api_client).resources
+            # Fresh, not from the dynamic client's cache file (one per API server, shared by every client on this
+            # machine): it can still list a kind whose CRD was removed since, which would pass a missing add-on.
+            resources.invalidate_cache()
+            found["resources"] = resources
         try:
             found["resources"].get(api_version=api_version, kind=kind)
             return True

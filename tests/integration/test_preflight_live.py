@@ -20,8 +20,8 @@ import uuid
 
 import pytest
 import yaml
-from kubernetes import client
-from testbed_support import KUBECONFIG
+from kubernetes import client, dynamic
+from testbed_support import KUBECONFIG, exists, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -144,3 +144,52 @@ def test_a_kind_the_cluster_does_not_serve_is_refused_by_name(ansible_playbook, 
     assert "the cluster serves no ScaledObject in keda.sh/v1alpha1 (ScaledObject/r1)" in output
     assert "the cluster serves no InferenceService in serving.kserve.io/v1beta9 (InferenceService/r1)" in output
     assert "ConfigMap in v1" not in output and "LeaderWorkerSet in" not in output
+
+
+def test_a_kind_whose_crd_was_removed_is_refused_though_a_discovery_cache_still_lists_it(
+    api_client, ansible_playbook, namespace
+):
+    """The kubernetes client's dynamic client keeps discovery in a file per API server (in the temp folder, shared by
+    every client on the machine) and refreshes it only on a miss. A CRD of our own is created, looked up (the file
+    now lists it) and removed: the preflight must still say the cluster does not serve it."""
+    group = "stale-%s.llmops.io" % uuid.uuid4().hex[:8]
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.%s" % group},
+        "spec": {
+            "group": group,
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+    extensions = client.ApiextensionsV1Api(api_client)
+    extensions.create_custom_resource_definition(crd)
+    try:
+        wait_for(
+            lambda: any(
+                c.type == "Established" and c.status == "True"
+                for c in extensions.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions or []
+            ),
+            what="the Widget CRD Established",
+        )
+        cached = dynamic.DynamicClient(api_client).resources
+        assert cached.get(api_version="%s/v1" % group, kind="Widget").kind == "Widget"
+    finally:
+        extensions.delete_custom_resource_definition(crd["metadata"]["name"])
+    wait_for(lambda: not exists(extensions.read_custom_resource_definition, crd["metadata"]["name"]), what="CRD gone")
+    # the cache file still lists the Widget: a dynamic client made now finds it without asking the server
+    assert dynamic.DynamicClient(api_client).resources.get(api_version="%s/v1" % group, kind="Widget")
+    objects = [{"apiVersion": "%s/v1" % group, "kind": "Widget", "metadata": {"name": "w"}}]
+    settings = {"admission_kubeconfig": KUBECONFIG, "admission_namespace": namespace, "admission_objects": objects}
+    run = ansible_playbook("tests/integration/playbooks/admission_check.yml", "-e", json.dumps(settings))
+    assert run.returncode == 2, run.output[-3000:]
+    assert "the cluster serves no Widget in %s/v1 (Widget/w)" % group in " ".join(run.output.split())
